@@ -1,0 +1,41 @@
+# Two front-door targets: `make demo` and `make test`. Each creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench doctor sandbox-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# bubblewrap gives the sandbox its namespaces; install it when missing and apt can (best effort).
+sandbox-deps:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing bubblewrap with apt-get"; \
+	    apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; } || \
+	    echo "warning: could not install bubblewrap; the sandbox runs with process isolation only (see 'ptc doctor')"; \
+	  else echo "warning: bwrap not found; install bubblewrap for namespace isolation (see 'ptc doctor')"; fi; }
+
+demo: $(STAMP) sandbox-deps
+	$(BIN)/ptc demo
+
+test: $(STAMP) sandbox-deps
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+bench: $(STAMP) sandbox-deps
+	$(BIN)/ptc bench sandbox
+
+doctor: $(STAMP) sandbox-deps
+	$(BIN)/ptc doctor
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""openptc: programmatic tool calling for any model."""

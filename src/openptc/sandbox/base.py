@@ -1,0 +1,205 @@
+"""What every sandbox backend promises: limits, the execution result, the tool host, errors.
+
+Backends (local, docker, remote, replay) differ in *where* code runs; the types here are what the
+agent loop and the proxy see, so they stay the same for all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one execution (wall clock, output) and of its session (the rest).
+
+    CPU seconds are a budget for the whole session, because the kernel counts CPU time per
+    process; the wall-clock timeout is what bounds a single execution.
+    """
+
+    timeout_s: float = 30.0
+    cpu_s: int = 300
+    memory_mb: int = 512
+    output_bytes: int = 64_000
+    file_size_mb: int = 16
+    processes: int = 32
+    open_files: int = 256
+    disk_mb: int = 64
+
+    def lowered_by(self, requested: Limits | None) -> Limits:
+        """Per-request limits may only lower the configured ones, never raise them."""
+        if requested is None:
+            return self
+        values = {
+            f.name: min(getattr(self, f.name), getattr(requested, f.name))
+            for f in dataclasses.fields(self)
+        }
+        return Limits(**values)
+
+
+IsolationLevel = Literal["bubblewrap", "process"]
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How strongly a sandbox is isolated, reported on every execution and by ``ptc doctor``."""
+
+    level: IsolationLevel
+    namespaces: tuple[str, ...] = ()
+    dedicated_uid: bool = False
+    read_only_root: bool = False
+    warnings: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.level == "bubblewrap":
+            ns = ", ".join(self.namespaces)
+            text = f"bubblewrap namespaces ({ns}), read-only root, scrubbed environment, rlimits"
+        else:
+            text = "separate process with rlimits and a scrubbed environment only (NO namespaces)"
+        if self.warnings:
+            text += "; WARNING: " + "; ".join(self.warnings)
+        return text
+
+
+@dataclass(frozen=True)
+class ToolCallRecord:
+    """One tool call the program made: after a failure this says which side effects happened."""
+
+    call_id: int
+    tool: str
+    arguments: dict[str, Any]
+    outcome: Literal["ok", "error", "cancelled"]
+    error: str | None
+    duration_ms: float
+
+
+ErrorKind = Literal[
+    "syntax",
+    "exception",
+    "timeout",
+    "memory",
+    "cpu",
+    "output",
+    "crashed",
+    "bridge",
+]
+
+
+@dataclass(frozen=True)
+class ExecutionError:
+    """Why an execution did not finish normally, in words a model can act on."""
+
+    kind: ErrorKind
+    type: str
+    message: str
+    traceback: str = ""
+    line: int | None = None
+
+    def render(self) -> str:
+        return self.traceback or f"{self.type}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Execution:
+    """The result of running one program: what it printed, how it ended, what it called."""
+
+    stdout: str
+    stderr: str
+    error: ExecutionError | None
+    tool_calls: tuple[ToolCallRecord, ...]
+    duration_ms: float
+    isolation: Isolation
+    stdout_truncated: bool = False
+    notices: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_model_text(self) -> str:
+        """What goes back into the model's context as the code tool's result."""
+        parts: list[str] = []
+        if self.stdout:
+            parts.append(self.stdout.rstrip("\n"))
+        if self.stderr:
+            parts.append("[stderr]\n" + self.stderr.rstrip("\n"))
+        parts.extend(f"[note] {n}" for n in self.notices)
+        if self.error is not None:
+            parts.append("[error]\n" + self.error.render().rstrip("\n"))
+            if self.tool_calls:
+                done = ", ".join(f"{c.tool}#{c.call_id}:{c.outcome}" for c in self.tool_calls)
+                parts.append(f"[tool calls that ran before the error] {done}")
+        if not parts:
+            parts.append("(the program printed nothing; use print() to return results)")
+        return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class ToolSignature:
+    """What the sandbox needs to know of a tool: its name and parameter order.
+
+    The parameter order lets a program call ``f("a", 2)`` as well as ``f(x="a", y=2)`` and
+    ``f({"x": "a", "y": 2})``; the host receives one dict of arguments in every case.
+    """
+
+    name: str
+    params: tuple[str, ...]
+
+
+class ToolCallError(Exception):
+    """Raised by a tool host to make the program see a (catchable) exception from a tool."""
+
+    def __init__(self, message: str, *, kind: str = "ToolError") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@runtime_checkable
+class ToolHost(Protocol):
+    """The tools a program may call; implemented by ``Toolbox`` and by the proxy's client tools."""
+
+    def signatures(self) -> Sequence[ToolSignature]: ...
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> Any:
+        """Run one call and return a JSON value, or raise ``ToolCallError``."""
+        ...
+
+
+class SandboxError(Exception):
+    """The sandbox itself failed (could not start, lost its process) — not the program."""
+
+
+class SessionClosed(SandboxError):
+    """The session was closed or expired; open a new one."""
+
+
+@runtime_checkable
+class Session(Protocol):
+    """A live interpreter: variables, imports and files persist between executions."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def execute(
+        self, code: str, tools: ToolHost | None = None, *, limits: Limits | None = None
+    ) -> Execution: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """A factory of sessions (and owner of any warm pool)."""
+
+    @property
+    def isolation(self) -> Isolation: ...
+
+    async def open_session(self) -> Session: ...
+
+    async def aclose(self) -> None: ...
