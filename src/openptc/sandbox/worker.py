@@ -1,0 +1,336 @@
+"""One sandbox process and its bridge: spawn, execute with tool calls, kill.
+
+A ``Worker`` is the unit a warm pool keeps ready. It knows nothing of sessions; a session is a
+worker with a lock and a history. One reader task per worker reads every bridge line (one channel,
+call ids, one reader — never a thread per call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from openptc.sandbox import protocol
+from openptc.sandbox.base import (
+    Execution,
+    ExecutionError,
+    Isolation,
+    Limits,
+    SandboxError,
+    ToolCallError,
+    ToolCallRecord,
+    ToolHost,
+)
+from openptc.sandbox.isolation import (
+    Interpreter,
+    IsolationChoice,
+    bwrap_argv,
+    pick_uid,
+    sandbox_env,
+)
+
+STRAY_OUTPUT_CAP = 16_000
+START_TIMEOUT_S = 30.0
+
+
+class WorkerDied(SandboxError):
+    """The sandbox process ended while it was needed."""
+
+
+@dataclass
+class _Running:
+    """The execution in flight on a worker: its tools, its calls, and how it ends."""
+
+    tools: ToolHost | None
+    done: asyncio.Future[dict[str, Any]]
+    records: list[ToolCallRecord] = field(default_factory=list)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class _StrayOutput(asyncio.Protocol):
+    """Keeps the head of whatever the process wrote to its real stdout/stderr (fds 1 and 2)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        room = STRAY_OUTPUT_CAP - len(self.data)
+        if room > 0:
+            self.data += data[:room]
+
+    def take(self) -> str:
+        text = self.data.decode(errors="replace")
+        self.data.clear()
+        return text
+
+
+class Worker:
+    """A started sandbox interpreter, ready to execute programs one at a time."""
+
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        reader: asyncio.StreamReader,
+        writer: asyncio.WriteTransport,
+        stray: _StrayOutput,
+        isolation: Isolation,
+        limits: Limits,
+        workdir: str | None,
+    ) -> None:
+        self.process = process
+        self.isolation = isolation
+        self.limits = limits
+        self._reader = reader
+        self._writer = writer
+        self._stray = stray
+        self._workdir = workdir
+        self._ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._running: _Running | None = None
+        self._executions = 0
+        self._death: str | None = None
+        self._read_task = asyncio.create_task(self._read_loop())
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @classmethod
+    async def start(
+        cls, choice: IsolationChoice, interpreter: Interpreter, limits: Limits, runtime_src: str
+    ) -> Worker:
+        """Spawn the interpreter and wait for the runtime's ``ready``."""
+        loop = asyncio.get_running_loop()
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        stray_r, stray_w = os.pipe()
+        workdir: str | None = None
+        env = sandbox_env()
+        config = {
+            "in_fd": to_child_r,
+            "out_fd": from_child_w,
+            "limits": protocol.runtime_limits(
+                limits, count_processes=choice.isolation.dedicated_uid
+            ),
+            "uid": pick_uid() if choice.privileged else None,
+        }
+        tail = [interpreter.executable, "-I", "-S", "-c", runtime_src, json.dumps(config)]
+        if choice.bwrap is not None:
+            argv = bwrap_argv(choice.bwrap, interpreter, limits, privileged=choice.privileged) + tail
+        else:
+            workdir = tempfile.mkdtemp(prefix="openptc-")
+            env["HOME"] = workdir
+            argv = tail
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=stray_w,
+                stderr=stray_w,
+                pass_fds=(to_child_r, from_child_w),
+                env=env,
+                cwd=workdir,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            for fd in (to_child_r, to_child_w, from_child_r, from_child_w, stray_r, stray_w):
+                os.close(fd)
+            raise SandboxError(f"could not start the sandbox interpreter: {exc}") from exc
+        for fd in (to_child_r, from_child_w, stray_w):
+            os.close(fd)
+        reader = asyncio.StreamReader(limit=protocol.MAX_MESSAGE_BYTES)
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), open(from_child_r, "rb", buffering=0)
+        )
+        writer, _ = await loop.connect_write_pipe(
+            asyncio.Protocol, open(to_child_w, "wb", buffering=0)
+        )
+        stray = _StrayOutput()
+        await loop.connect_read_pipe(lambda: stray, open(stray_r, "rb", buffering=0))
+        worker = cls(process, reader, writer, stray, choice.isolation, limits, workdir)
+        try:
+            await asyncio.wait_for(asyncio.shield(worker._ready), START_TIMEOUT_S)
+        except (TimeoutError, WorkerDied) as exc:
+            detail = worker._stray.take().strip() or str(exc) or "no output"
+            await worker.kill()
+            raise SandboxError(f"the sandbox did not start: {detail}") from None
+        return worker
+
+    @property
+    def alive(self) -> bool:
+        return self._death is None and self.process.returncode is None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def kill(self) -> None:
+        """Kill the whole sandbox: the process group, and with bubblewrap its PID namespace."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.process.wait(), 5)
+        self._writer.close()
+        self._mark_dead("the sandbox was stopped")
+        await asyncio.wait_for(asyncio.gather(self._read_task, return_exceptions=True), 5)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    # -- bridge ---------------------------------------------------------------------------------
+    async def _read_loop(self) -> None:
+        reason = "the sandbox process exited"
+        try:
+            while True:
+                line = await self._reader.readline()
+                if not line:
+                    break
+                self._dispatch(protocol.decode(line))
+        except (ValueError, protocol.BridgeError) as exc:
+            reason = f"bridge error: {exc}"
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        except asyncio.CancelledError:
+            reason = "the sandbox was stopped"
+        self._mark_dead(reason)
+
+    def _mark_dead(self, reason: str) -> None:
+        if self._death is None:
+            self._death = reason
+        for future in (self._ready, self._running.done if self._running else None):
+            if future is not None and not future.done():
+                future.set_exception(WorkerDied(self._death))
+                future.add_done_callback(lambda f: f.exception())  # seen by whoever awaits
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "ready":
+            if not self._ready.done():
+                self._ready.set_result(message)
+        elif kind == "tool_calls":
+            running = self._running
+            for call_id, tool, args in protocol.parse_tool_calls(message):
+                if running is None:
+                    continue
+                task = asyncio.create_task(self._run_call(running, call_id, tool, args))
+                running.tasks.add(task)
+                task.add_done_callback(running.tasks.discard)
+        elif kind == "done":
+            if self._running is not None and not self._running.done.done():
+                self._running.done.set_result(message)
+        else:
+            raise protocol.BridgeError(f"unknown message type {kind!r}")
+
+    async def _run_call(
+        self, running: _Running, call_id: int, tool: str, args: dict[str, Any]
+    ) -> None:
+        """Run one tool on the host and send its result; nothing a tool does crashes the host."""
+        started = time.perf_counter()
+        outcome: str = "ok"
+        error: str | None = None
+        try:
+            try:
+                if running.tools is None:
+                    raise ToolCallError(f"no tools are available; {tool!r} cannot be called")
+                value = await running.tools.call(tool, args)
+                data = protocol.tool_result_message(call_id, value)
+            except ToolCallError as exc:
+                outcome, error = "error", str(exc)
+                data = protocol.tool_error_message(call_id, exc)
+            except Exception as exc:
+                outcome, error = "error", f"{type(exc).__name__}: {exc}"
+                data = protocol.tool_error_message(call_id, ToolCallError(error))
+            if not self._writer.is_closing():
+                self._writer.write(data)
+        except asyncio.CancelledError:
+            outcome, error = "cancelled", "the program ended before the tool finished"
+            raise
+        finally:
+            running.records.append(
+                ToolCallRecord(
+                    call_id=call_id,
+                    tool=tool,
+                    arguments=args,
+                    outcome=outcome,  # type: ignore[arg-type]
+                    error=error,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                )
+            )
+
+    # -- execution ------------------------------------------------------------------------------
+    async def execute(self, code: str, tools: ToolHost | None, limits: Limits) -> Execution:
+        """Run one program to its end, its timeout, or the death of the process."""
+        if self._running is not None:
+            raise SandboxError("this sandbox is already running a program")
+        if not self.alive:
+            raise WorkerDied(self._death or "the sandbox process exited")
+        started = time.perf_counter()
+        self._executions += 1
+        running = _Running(tools, asyncio.get_running_loop().create_future())
+        self._running = running
+        signatures = list(tools.signatures()) if tools is not None else []
+        self._writer.write(
+            protocol.encode(protocol.execute_message(self._executions, code, signatures, limits))
+        )
+        error: ExecutionError | None = None
+        done: dict[str, Any] = {}
+        try:
+            done = await asyncio.wait_for(asyncio.shield(running.done), limits.timeout_s)
+            error = protocol.parse_error(done.get("error"))
+        except TimeoutError:
+            await self.kill()
+            error = ExecutionError(
+                kind="timeout",
+                type="TimeoutError",
+                message=(
+                    f"the program did not finish within {limits.timeout_s:g} s and was stopped; "
+                    "the interpreter was restarted, so variables from earlier runs are gone"
+                ),
+            )
+        except WorkerDied as exc:
+            await self.kill()
+            error = self._death_error(str(exc))
+        except protocol.BridgeError as exc:
+            await self.kill()
+            error = ExecutionError(kind="bridge", type="SandboxError", message=str(exc))
+        finally:
+            self._running = None
+            for task in list(running.tasks):
+                task.cancel()
+            if running.tasks:
+                await asyncio.gather(*running.tasks, return_exceptions=True)
+        stray = self._stray.take()
+        stderr = str(done.get("stderr", ""))
+        if stray:
+            stderr += ("" if not stderr or stderr.endswith("\n") else "\n") + stray
+        return Execution(
+            stdout=str(done.get("stdout", "")),
+            stderr=stderr,
+            error=error,
+            tool_calls=tuple(sorted(running.records, key=lambda r: r.call_id)),
+            duration_ms=(time.perf_counter() - started) * 1000,
+            isolation=self.isolation,
+            stdout_truncated=bool(done.get("stdout_truncated", False)),
+            notices=tuple(str(n) for n in done.get("notices", ())),
+        )
+
+    def _death_error(self, reason: str) -> ExecutionError:
+        code = self.process.returncode
+        status = f" (exit status {code})" if code is not None else ""
+        cpu = code in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
+        kind = "cpu" if cpu else "crashed"
+        what = "used up its CPU time budget" if cpu else f"ended unexpectedly{status}: {reason}"
+        return ExecutionError(
+            kind=kind,
+            type="SandboxError",
+            message=(
+                f"the sandbox process {what}; the interpreter was restarted, "
+                "so variables from earlier runs are gone"
+            ),
+        )
