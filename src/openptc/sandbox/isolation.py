@@ -71,7 +71,9 @@ def pick_uid() -> int | None:
     return SANDBOX_UID_RANGE[0] + secrets.randbelow(SANDBOX_UID_RANGE[1] - SANDBOX_UID_RANGE[0])
 
 
-def bwrap_argv(bwrap: str, interpreter: Interpreter, limits: Limits, *, privileged: bool) -> list[str]:
+def bwrap_argv(
+    bwrap: str, interpreter: Interpreter, limits: Limits, *, privileged: bool
+) -> list[str]:
     """bubblewrap arguments: a new root of read-only system dirs, tmpfs work dirs, no network.
 
     As root (``privileged``) bubblewrap needs no user namespace; the runtime then drops to a
@@ -159,7 +161,10 @@ def choose_isolation(mode: IsolationMode, interpreter: Interpreter) -> Isolation
                 notes = (
                     ()
                     if privileged
-                    else ("the process limit counts all processes of this user, so it is not applied",)
+                    else (
+                        "the process limit is not applied: it would count every process "
+                        "of this user",
+                    )
                 )
                 isolation = Isolation(
                     "bubblewrap",

@@ -6,11 +6,13 @@ Standard library only, no openptc imports: this file's source is handed to a fre
 It speaks newline-delimited JSON with the host over two inherited file descriptors (the bridge),
 so the program's own ``print`` output never mixes with control messages:
 
-    host -> runtime   {"type": "execute", "id", "code", "tools": [{"name", "params"}], "output_bytes"}
-                      {"type": "tool_result", "id", "ok", "value" | "error": {"type", "message"}}
-    runtime -> host   {"type": "ready", "pid", "python"}
-                      {"type": "tool_calls", "calls": [{"id", "tool", "args"}]}
-                      {"type": "done", "id", "stdout", "stderr", "stdout_truncated", "error", "notices"}
+    host -> runtime  {"type": "execute", "id", "code", "tools": [{"name", "params"}],
+                      "output_bytes"}
+                     {"type": "tool_result", "id", "ok", "value" | "error": {"type", "message"}}
+    runtime -> host  {"type": "ready", "pid", "python"}
+                     {"type": "tool_calls", "calls": [{"id", "tool", "args"}]}
+                     {"type": "done", "id", "stdout", "stderr", "stdout_truncated", "error",
+                      "notices"}
 
 Tool calls are sent in one batch at the exact moment the program blocks (the event loop is about
 to wait in ``select``), so an ``asyncio.gather`` of twenty calls arrives as one message.
@@ -24,6 +26,7 @@ sys.modules["ssl"] = None  # type: ignore[assignment]
 import ast  # noqa: E402
 import asyncio  # noqa: E402
 import builtins  # noqa: E402
+import contextlib  # noqa: E402
 import inspect  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
@@ -93,7 +96,7 @@ class CappedWriter(io.TextIOBase):
         return out
 
 
-class FlushingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class FlushingSelector(selectors.DefaultSelector):
     """A selector that sends the batched tool calls just before the loop would block."""
 
     def __init__(self, on_block: Any) -> None:
@@ -150,7 +153,9 @@ class AsyncioRunRewriter(ast.NodeTransformer):
         return node
 
 
-def bind_arguments(name: str, params: list[str], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+def bind_arguments(
+    name: str, params: list[str], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     """Map the call forms models write (keywords, positionals, one dict) to one dict."""
     if len(args) == 1 and not kwargs and isinstance(args[0], dict):
         only = args[0]
@@ -159,7 +164,8 @@ def bind_arguments(name: str, params: list[str], args: tuple[Any, ...], kwargs: 
     if len(args) > len(params):
         listed = ", ".join(params) or "no parameters"
         raise TypeError(
-            f"{name}() takes {len(params)} positional arguments ({listed}) but {len(args)} were given"
+            f"{name}() takes {len(params)} positional arguments ({listed}) "
+            f"but {len(args)} were given"
         )
     bound = dict(zip(params, args, strict=False))
     for key, value in kwargs.items():
@@ -181,8 +187,9 @@ def check_json(name: str, arguments: dict[str, Any]) -> None:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError):
             raise TypeError(
-                f"{name}(): argument '{key}' is not JSON-serializable (got {type(value).__name__}); "
-                "tool arguments must be str, int, float, bool, None, list or dict"
+                f"{name}(): argument '{key}' is not JSON-serializable "
+                f"(got {type(value).__name__}); tool arguments must be "
+                "str, int, float, bool, None, list or dict"
             ) from None
     raise TypeError(f"{name}(): arguments are not JSON-serializable")
 
@@ -306,7 +313,8 @@ class Runtime:
 
     async def execute(self, message: dict[str, Any]) -> dict[str, Any]:
         self.executions += 1
-        filename = f"{PROGRAM_PREFIX}>" if self.executions == 1 else f"{PROGRAM_PREFIX} {self.executions}>"
+        number = "" if self.executions == 1 else f" {self.executions}"
+        filename = f"{PROGRAM_PREFIX}{number}>"
         cap = int(message.get("output_bytes", 64_000))
         stdout, stderr = CappedWriter(cap), CappedWriter(cap)
         self.install_tools(message.get("tools", []))
@@ -362,16 +370,22 @@ class Runtime:
             return self.describe(exc, "exception")
         finally:
             if not self.reserve:
-                try:
+                with contextlib.suppress(MemoryError):
                     self.reserve = bytearray(MB)
-                except MemoryError:
-                    pass
         return None
 
     def describe(self, exc: BaseException, kind: str) -> dict[str, Any]:
         """A traceback trimmed to the program's own lines, then the exception."""
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(PROGRAM_PREFIX)]
-        lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)] if frames else []
+        frames = [
+            f
+            for f in traceback.extract_tb(exc.__traceback__)
+            if f.filename.startswith(PROGRAM_PREFIX)
+        ]
+        lines = (
+            ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+            if frames
+            else []
+        )
         lines += traceback.format_exception_only(type(exc), exc)
         message = str(exc)
         if kind == "memory":
@@ -393,7 +407,10 @@ class Runtime:
             task.cancel()
         if not leftovers:
             return []
-        return [f"{len(leftovers)} background task(s) were still running when the program ended and were cancelled"]
+        return [
+            f"{len(leftovers)} background task(s) were still running when the program "
+            "ended and were cancelled"
+        ]
 
     def unawaited_calls(self) -> list[str]:
         notices = []

@@ -20,6 +20,7 @@ from typing import Any
 
 from openptc.sandbox import protocol
 from openptc.sandbox.base import (
+    ErrorKind,
     Execution,
     ExecutionError,
     Isolation,
@@ -72,6 +73,11 @@ class _StrayOutput(asyncio.Protocol):
         return text
 
 
+def _pipe(fd: int, mode: str) -> Any:
+    """An unbuffered file object over a pipe end; its transport owns and closes it."""
+    return open(fd, mode, buffering=0)
+
+
 class Worker:
     """A started sandbox interpreter, ready to execute programs one at a time."""
 
@@ -120,7 +126,9 @@ class Worker:
         }
         tail = [interpreter.executable, "-I", "-S", "-c", runtime_src, json.dumps(config)]
         if choice.bwrap is not None:
-            argv = bwrap_argv(choice.bwrap, interpreter, limits, privileged=choice.privileged) + tail
+            argv = (
+                bwrap_argv(choice.bwrap, interpreter, limits, privileged=choice.privileged) + tail
+            )
         else:
             workdir = tempfile.mkdtemp(prefix="openptc-")
             env["HOME"] = workdir
@@ -144,13 +152,11 @@ class Worker:
             os.close(fd)
         reader = asyncio.StreamReader(limit=protocol.MAX_MESSAGE_BYTES)
         await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), open(from_child_r, "rb", buffering=0)
+            lambda: asyncio.StreamReaderProtocol(reader), _pipe(from_child_r, "rb")
         )
-        writer, _ = await loop.connect_write_pipe(
-            asyncio.Protocol, open(to_child_w, "wb", buffering=0)
-        )
+        writer, _ = await loop.connect_write_pipe(asyncio.Protocol, _pipe(to_child_w, "wb"))
         stray = _StrayOutput()
-        await loop.connect_read_pipe(lambda: stray, open(stray_r, "rb", buffering=0))
+        await loop.connect_read_pipe(lambda: stray, _pipe(stray_r, "rb"))
         worker = cls(process, reader, writer, stray, choice.isolation, limits, workdir)
         try:
             await asyncio.wait_for(asyncio.shield(worker._ready), START_TIMEOUT_S)
@@ -323,9 +329,11 @@ class Worker:
     def _death_error(self, reason: str) -> ExecutionError:
         code = self.process.returncode
         status = f" (exit status {code})" if code is not None else ""
-        cpu = code in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
-        kind = "cpu" if cpu else "crashed"
-        what = "used up its CPU time budget" if cpu else f"ended unexpectedly{status}: {reason}"
+        if code in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+            kind: ErrorKind = "cpu"
+            what = "used up its CPU time budget"
+        else:
+            kind, what = "crashed", f"ended unexpectedly{status}: {reason}"
         return ExecutionError(
             kind=kind,
             type="SandboxError",
