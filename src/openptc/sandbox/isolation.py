@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from openptc.sandbox.base import Isolation, Limits
+from openptc.sandbox.bundle import MOUNT_POINT, RuntimeBundle
 
 WORKDIR = "/workspace"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -72,7 +73,12 @@ def pick_uid() -> int | None:
 
 
 def bwrap_argv(
-    bwrap: str, interpreter: Interpreter, limits: Limits, *, privileged: bool
+    bwrap: str,
+    interpreter: Interpreter,
+    limits: Limits,
+    *,
+    privileged: bool,
+    bundle: RuntimeBundle | None = None,
 ) -> list[str]:
     """bubblewrap arguments: a new root of read-only system dirs, tmpfs work dirs, no network.
 
@@ -97,6 +103,8 @@ def bwrap_argv(
         for parent in reversed([p for p in parents if str(p) != "/"]):
             argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", interpreter.prefix, interpreter.prefix]
+    if bundle is not None:
+        argv += ["--ro-bind", bundle.directory, MOUNT_POINT]
     size = str(limits.disk_mb * 1024 * 1024)
     argv += ["--proc", "/proc", "--dev", "/dev"]
     for path in ("/tmp", WORKDIR):
@@ -181,7 +189,3 @@ def choose_isolation(mode: IsolationMode, interpreter: Interpreter) -> Isolation
     if os.geteuid() == 0:
         warnings.append("runs as root: process limit not enforced")
     return IsolationChoice(Isolation("process", warnings=tuple(warnings)), None, privileged=False)
-
-
-def runtime_source() -> str:
-    return (Path(__file__).parent / "runtime.py").read_text()

@@ -21,12 +21,12 @@ from openptc.sandbox.base import (
     SessionClosed,
     ToolHost,
 )
+from openptc.sandbox.bundle import RuntimeBundle, build_bundle
 from openptc.sandbox.isolation import (
     Interpreter,
     IsolationChoice,
     IsolationMode,
     choose_isolation,
-    runtime_source,
 )
 from openptc.sandbox.worker import Worker
 
@@ -118,7 +118,7 @@ class LocalSandbox:
         self.idle_timeout_s = idle_timeout_s
         self._mode: IsolationMode = isolation
         self._interpreter = Interpreter.current()
-        self._runtime = runtime_source()
+        self._bundle: RuntimeBundle | None = None
         self._choice: IsolationChoice | None = None
         self._pool: list[Worker] = []
         self._sessions: set[LocalSession] = set()
@@ -153,6 +153,7 @@ class LocalSandbox:
                 self._choice = await asyncio.to_thread(
                     choose_isolation, self._mode, self._interpreter
                 )
+                self._bundle = await asyncio.to_thread(build_bundle)
                 self._refill()
 
     async def open_session(self) -> LocalSession:
@@ -177,11 +178,17 @@ class LocalSandbox:
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
         pool, self._pool = self._pool, []
         await asyncio.gather(*(w.kill() for w in pool), return_exceptions=True)
+        if self._bundle is not None:
+            self._bundle.remove()
 
     # -- pool -----------------------------------------------------------------------------------
+    def pool_ready(self) -> bool:
+        """Whether every warm-pool slot holds a started interpreter."""
+        return len(self._pool) >= self.pool_size
+
     async def _spawn(self) -> Worker:
-        assert self._choice is not None
-        return await Worker.start(self._choice, self._interpreter, self.limits, self._runtime)
+        assert self._choice is not None and self._bundle is not None
+        return await Worker.start(self._choice, self._interpreter, self.limits, self._bundle)
 
     async def _take_worker(self) -> Worker:
         """A ready interpreter from the pool, or a fresh one; the pool refills behind us."""

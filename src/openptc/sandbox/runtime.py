@@ -52,6 +52,9 @@ class ToolArgumentError(ToolError, ValueError):
     """The host rejected the arguments of a tool call before running the tool."""
 
 
+# Shown as plain ``ToolError: ...`` in tracebacks, as if built in, not ``ptc_runtime.ToolError``.
+ToolError.__module__ = ToolArgumentError.__module__ = "builtins"
+
 ERROR_TYPES: dict[str, type[Exception]] = {
     "ToolError": ToolError,
     "ToolArgumentError": ToolArgumentError,
@@ -217,7 +220,9 @@ class Runtime:
         self.executions = 0
         self.buffer = b""
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.reserve = bytearray(MB)  # freed on MemoryError so the report itself can be built
+        # Address space held back under RLIMIT_AS and freed on MemoryError, so the report itself
+        # can be built; bytes() of this size is mapped lazily, so it costs no resident memory.
+        self.reserve = bytes(MB)
 
     # -- bridge ---------------------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -239,7 +244,7 @@ class Runtime:
 
     def on_readable(self) -> None:
         try:
-            chunk = os.read(self.in_fd, 1 << 20)
+            chunk = os.read(self.in_fd, 1 << 16)
         except BlockingIOError:
             return
         if not chunk:
@@ -360,7 +365,7 @@ class Runtime:
             if exc.code not in (None, 0):
                 return self.describe(exc, "exception")
         except MemoryError as exc:
-            self.reserve = bytearray(0)
+            self.reserve = b""
             return self.describe(exc, "memory")
         except CpuLimitExceeded as exc:
             return self.describe(exc, "cpu")
@@ -371,7 +376,7 @@ class Runtime:
         finally:
             if not self.reserve:
                 with contextlib.suppress(MemoryError):
-                    self.reserve = bytearray(MB)
+                    self.reserve = bytes(MB)
         return None
 
     def describe(self, exc: BaseException, kind: str) -> dict[str, Any]:

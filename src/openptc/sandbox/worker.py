@@ -30,6 +30,7 @@ from openptc.sandbox.base import (
     ToolCallRecord,
     ToolHost,
 )
+from openptc.sandbox.bundle import RuntimeBundle
 from openptc.sandbox.isolation import (
     Interpreter,
     IsolationChoice,
@@ -107,7 +108,11 @@ class Worker:
     # -- lifecycle ------------------------------------------------------------------------------
     @classmethod
     async def start(
-        cls, choice: IsolationChoice, interpreter: Interpreter, limits: Limits, runtime_src: str
+        cls,
+        choice: IsolationChoice,
+        interpreter: Interpreter,
+        limits: Limits,
+        bundle: RuntimeBundle,
     ) -> Worker:
         """Spawn the interpreter and wait for the runtime's ``ready``."""
         loop = asyncio.get_running_loop()
@@ -124,11 +129,14 @@ class Worker:
             ),
             "uid": pick_uid() if choice.privileged else None,
         }
-        tail = [interpreter.executable, "-I", "-S", "-c", runtime_src, json.dumps(config)]
+        mounted = choice.bwrap is not None
+        boot = bundle.boot_code(mounted=mounted)
+        tail = [interpreter.executable, "-I", "-S", "-c", boot, json.dumps(config)]
         if choice.bwrap is not None:
-            argv = (
-                bwrap_argv(choice.bwrap, interpreter, limits, privileged=choice.privileged) + tail
+            launcher = bwrap_argv(
+                choice.bwrap, interpreter, limits, privileged=choice.privileged, bundle=bundle
             )
+            argv = launcher + tail
         else:
             workdir = tempfile.mkdtemp(prefix="openptc-")
             env["HOME"] = workdir
