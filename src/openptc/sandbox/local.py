@@ -30,6 +30,7 @@ from openptc.sandbox.isolation import (
 )
 from openptc.sandbox.worker import Worker
 
+REFILL_DELAY_S = 0.05
 RESTART_NOTICE = (
     "the sandbox had stopped (timeout or crash) and was restarted before this run: "
     "variables, imports and files from earlier runs are gone"
@@ -201,10 +202,14 @@ class LocalSandbox:
                 await candidate.kill()
         if worker is None:
             worker = await self._spawn()
-        self._refill()
+        # Refill a moment later: starting an interpreter right now would compete with the
+        # program about to run on the worker just handed out (measured: 1.5 ms -> 7 ms).
+        asyncio.get_running_loop().call_later(REFILL_DELAY_S, self._refill)
         return worker
 
     def _refill(self) -> None:
+        if self._closed:
+            return
         missing = self.pool_size - len(self._pool) - self._starting
         for _ in range(max(0, missing)):
             self._starting += 1

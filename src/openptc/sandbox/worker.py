@@ -172,6 +172,9 @@ class Worker:
             detail = worker._stray.take().strip() or str(exc) or "no output"
             await worker.kill()
             raise SandboxError(f"the sandbox did not start: {detail}") from None
+        except BaseException:
+            await asyncio.shield(worker.kill())  # cancelled while starting: leave no process
+            raise
         return worker
 
     @property
@@ -185,10 +188,10 @@ class Worker:
     async def kill(self) -> None:
         """Kill the whole sandbox: the process group, and with bubblewrap its PID namespace."""
         if self.process.returncode is None:
+            # Signal by pid, not through Popen: Popen.send_signal() reaps the child itself,
+            # racing asyncio's child watcher ("Unknown child process pid ...").
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.process.wait(), 5)
         self._writer.close()
