@@ -1,0 +1,368 @@
+"""The agent loop: ask the model, run what it asks for, feed the results back, until it answers.
+
+One loop serves the three modes, so PTC and direct figures come from the same code path:
+- ptc: the model sees one tool, ``execute_code``, whose description lists the tools as stubs;
+- direct: the model sees the direct-callable tools and calls them one round trip at a time;
+- hybrid: both, each tool offered to the callers it allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from openptc.models.base import (
+    Message,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
+from openptc.models.tokens import (
+    count_message_tokens,
+    count_response_tokens,
+    count_spec_tokens,
+    count_text,
+)
+from openptc.prompts import CODE_TOOL_NAME, Mode, code_tool_spec, system_prompt
+from openptc.sandbox.base import (
+    Execution,
+    Limits,
+    Sandbox,
+    SandboxError,
+    Session,
+    ToolCallError,
+)
+from openptc.tools import Toolbox
+
+StopKind = Literal["answered", "max_turns", "program_errors", "max_tokens", "refusal"]
+TokenSource = Literal["provider", "tiktoken"]
+
+
+@dataclass(frozen=True)
+class RunUsage:
+    """What a run cost. Input tokens count the whole conversation sent on every model call.
+
+    ``tokens_counted`` is "provider" when every call reported usage, else "tiktoken" (the calls
+    without usage were counted with the offline tokenizer). Provider input tokens include cache
+    reads and writes: they are tokens into the model all the same.
+    """
+
+    model_calls: int
+    input_tokens: int
+    output_tokens: int
+    tool_calls: int
+    executions: int
+    program_errors: int
+    wall_time_s: float
+    tokens_counted: TokenSource
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The answer and everything needed to audit how it was reached."""
+
+    answer: str
+    transcript: tuple[Message, ...]
+    usage: RunUsage
+    programs: tuple[str, ...]
+    executions: tuple[Execution, ...]
+    mode: Mode
+    model_label: str
+    stop: StopKind = "answered"
+
+
+@dataclass
+class _Ledger:
+    """Mutable accounting of one run; frozen into ``RunUsage`` at the end."""
+
+    started: float = field(default_factory=time.perf_counter)
+    model_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    tool_calls: int = 0
+    program_errors: int = 0
+    failed_in_a_row: int = 0
+    tiktoken_used: bool = False
+    programs: list[str] = field(default_factory=list)
+    executions: list[Execution] = field(default_factory=list)
+
+    def usage(self) -> RunUsage:
+        return RunUsage(
+            model_calls=self.model_calls,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            tool_calls=self.tool_calls,
+            executions=len(self.executions),
+            program_errors=self.program_errors,
+            wall_time_s=time.perf_counter() - self.started,
+            tokens_counted="tiktoken" if self.tiktoken_used else "provider",
+        )
+
+
+class _InputCounter:
+    """Counts a request's input tokens with tiktoken, each message of the growing conversation
+    only once (a direct run re-sends thousands of records on every call).
+
+    System prompt and tool specs are the same on every call of a run, so they are counted once.
+    """
+
+    def __init__(self, system: str, tools: tuple[ToolSpec, ...]) -> None:
+        self._fixed = count_text(system) + sum(count_spec_tokens(s) for s in tools)
+        self._messages: list[int] = []
+
+    def count(self, request: ModelRequest) -> int:
+        fresh = request.messages[len(self._messages) :]
+        self._messages.extend(count_message_tokens(m) for m in fresh)
+        return self._fixed + sum(self._messages[: len(request.messages)])
+
+
+class _CodeSession:
+    """The run's sandbox session: opened on first use, replaced after it dies, always closed.
+
+    A sandbox passed to the agent is borrowed and left open; one the agent creates is its own
+    and is closed with the session.
+    """
+
+    def __init__(self, sandbox: Sandbox | None, limits: Limits | None) -> None:
+        self._sandbox = sandbox
+        self._limits = limits
+        self._stack = contextlib.AsyncExitStack()
+        self._session: Session | None = None
+        self._lock = asyncio.Lock()  # executions in one session run one at a time
+
+    async def _open(self) -> Session:
+        if self._sandbox is None:
+            from openptc.sandbox.local import LocalSandbox  # only modes with code need it
+
+            self._sandbox = await self._stack.enter_async_context(LocalSandbox(limits=self._limits))
+        return await self._sandbox.open_session()
+
+    async def execute(self, code: str, tools: Toolbox) -> Execution | SandboxError:
+        """Run one program. If the session died, return the error; the next program gets a
+        fresh session (opened then, so it cannot idle out while the model thinks).
+
+        Failing to open a session raises: that is the machine, not the program.
+        """
+        async with self._lock:
+            if self._session is None:
+                self._session = await self._open()
+            try:
+                return await self._session.execute(code, tools, limits=self._limits)
+            except SandboxError as exc:
+                dead, self._session = self._session, None
+                await _close_quietly(dead)
+                return exc
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        try:
+            if session is not None:
+                await session.close()
+        finally:
+            await self._stack.aclose()
+
+
+async def _close_quietly(session: Session) -> None:
+    # A session that just died may fail to close in any way; it is being replaced anyway.
+    with contextlib.suppress(Exception):
+        await session.close()
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Agent:
+    """Runs a model against a toolbox in one mode and accounts for every call it makes."""
+
+    def __init__(
+        self,
+        model: Model | str,
+        tools: Toolbox | Iterable[Any],
+        *,
+        sandbox: Sandbox | None = None,
+        mode: Mode = "ptc",
+        max_turns: int = 40,
+        limits: Limits | None = None,
+        max_program_retries: int = 3,
+        max_tokens: int = 4096,
+    ) -> None:
+        if mode not in ("ptc", "direct", "hybrid"):
+            raise ValueError(f"unknown mode {mode!r}; expected 'ptc', 'direct' or 'hybrid'")
+        if isinstance(model, str):
+            from openptc.models import model_from_string
+
+            model = model_from_string(model)
+        self.model = model
+        self.toolbox = tools if isinstance(tools, Toolbox) else Toolbox(tools)
+        self.mode: Mode = mode
+        self.sandbox = sandbox
+        self.max_turns = max_turns
+        self.limits = limits
+        self.max_program_retries = max_program_retries
+        self.max_tokens = max_tokens
+        uses_code = mode != "direct"
+        self._code_tools = self.toolbox.for_caller("code") if uses_code else Toolbox([])
+        self._direct_tools = self.toolbox.for_caller("direct") if mode != "ptc" else Toolbox([])
+        self._direct_names = frozenset(t.name for t in self._direct_tools)
+        if uses_code and CODE_TOOL_NAME in self._direct_names:
+            raise ValueError(f"a tool may not be named {CODE_TOOL_NAME!r}: that is the code tool")
+        specs = [ToolSpec.from_dict(s) for s in self._direct_tools.specs()]
+        if uses_code:
+            specs.insert(0, code_tool_spec(self._code_tools.render_stubs()))
+        self.tool_specs: tuple[ToolSpec, ...] = tuple(specs)
+        self.system = system_prompt(mode)
+
+    @property
+    def callable_names(self) -> tuple[str, ...]:
+        """What the model may call as a tool use, in the order it is offered."""
+        return tuple(s.name for s in self.tool_specs)
+
+    async def run(self, prompt: str) -> RunResult:
+        """Run the loop for one prompt; the sandbox session lives exactly as long as the run."""
+        ledger = _Ledger()
+        code = _CodeSession(self.sandbox, self.limits)
+        try:
+            answer, stop, transcript = await self._loop(prompt, ledger, code)
+        finally:
+            await code.close()
+        return RunResult(
+            answer=answer,
+            transcript=transcript,
+            usage=ledger.usage(),
+            programs=tuple(ledger.programs),
+            executions=tuple(ledger.executions),
+            mode=self.mode,
+            model_label=self.model.label,
+            stop=stop,
+        )
+
+    async def _loop(
+        self, prompt: str, ledger: _Ledger, code: _CodeSession
+    ) -> tuple[str, StopKind, tuple[Message, ...]]:
+        messages: list[Message] = [Message.user(prompt)]
+        counter = _InputCounter(self.system, self.tool_specs)
+
+        for _ in range(self.max_turns):
+            request = ModelRequest(self.system, tuple(messages), self.tool_specs, self.max_tokens)
+            response = await self.model.generate(request)
+            self._account(ledger, request, response, counter)
+            messages.append(response.to_message())
+
+            uses = response.tool_uses
+            if not uses:
+                stop: StopKind = "answered"
+                if response.stop_reason in ("max_tokens", "refusal"):
+                    stop = response.stop_reason
+                return response.text, stop, tuple(messages)
+
+            results = await self._answer_all(uses, ledger, code)
+            messages.append(Message.tool_results(results))
+            if ledger.failed_in_a_row >= self.max_program_retries:
+                last = results[-1].content if results else ""
+                answer = (
+                    f"Stopped: {ledger.failed_in_a_row} programs in a row failed "
+                    f"(limit {self.max_program_retries}), so no answer was reached. "
+                    f"The last failure:\n{last}"
+                )
+                return answer, "program_errors", tuple(messages)
+
+        answer = (
+            f"Stopped: the model made {self.max_turns} calls (max_turns) without giving a final "
+            "answer."
+        )
+        return answer, "max_turns", tuple(messages)
+
+    def _account(
+        self,
+        ledger: _Ledger,
+        request: ModelRequest,
+        response: ModelResponse,
+        counter: _InputCounter,
+    ) -> None:
+        ledger.model_calls += 1
+        if response.usage is not None:
+            u = response.usage
+            ledger.input_tokens += u.input_tokens + u.cache_read_tokens + u.cache_write_tokens
+            ledger.output_tokens += u.output_tokens
+        else:
+            ledger.tiktoken_used = True
+            ledger.input_tokens += counter.count(request)
+            ledger.output_tokens += count_response_tokens(response)
+
+    async def _answer_all(
+        self, uses: tuple[ToolUseBlock, ...], ledger: _Ledger, code: _CodeSession
+    ) -> list[ToolResultBlock]:
+        """Answer every tool use of one turn; direct calls run concurrently, programs in order."""
+        if len(uses) == 1:
+            return [await self._answer(uses[0], ledger, code)]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._answer(u, ledger, code)) for u in uses]
+        except ExceptionGroup as failed:  # surface the failure itself, not a wrapper around it
+            raise failed.exceptions[0] from failed
+        return [t.result() for t in tasks]
+
+    async def _answer(
+        self, use: ToolUseBlock, ledger: _Ledger, code: _CodeSession
+    ) -> ToolResultBlock:
+        if use.name == CODE_TOOL_NAME and self.mode != "direct":
+            return await self._run_program(use, ledger, code)
+        if use.name in self._direct_names:
+            return await self._call_direct(use, ledger)
+        return ToolResultBlock(use.id, self._not_callable(use.name), is_error=True)
+
+    def _not_callable(self, name: str) -> str:
+        allowed = ", ".join(self.callable_names) or "(none)"
+        if name in {t.name for t in self._code_tools}:
+            return (
+                f"Tool {name!r} can only be called from inside a program run by "
+                f"{CODE_TOOL_NAME}, not directly. Tools you may call: {allowed}."
+            )
+        return f"Unknown tool {name!r}. Tools you may call: {allowed}."
+
+    async def _call_direct(self, use: ToolUseBlock, ledger: _Ledger) -> ToolResultBlock:
+        ledger.tool_calls += 1
+        try:
+            value = await self._direct_tools.call(use.name, dict(use.input))
+        except ToolCallError as exc:
+            return ToolResultBlock(use.id, f"{exc.kind}: {exc}", is_error=True)
+        return ToolResultBlock(use.id, _json_text(value))
+
+    async def _run_program(
+        self, use: ToolUseBlock, ledger: _Ledger, code: _CodeSession
+    ) -> ToolResultBlock:
+        program = use.input.get("code")
+        if not isinstance(program, str) or not program.strip():
+            message = f'{CODE_TOOL_NAME} needs {{"code": "<a Python program>"}} as its input.'
+            return ToolResultBlock(use.id, message, is_error=True)
+        ledger.programs.append(program)
+        execution = await code.execute(program, self._code_tools)
+        if isinstance(execution, SandboxError):
+            ledger.program_errors += 1
+            ledger.failed_in_a_row += 1
+            message = (
+                f"[error] The sandbox session was lost ({execution}). The next program runs "
+                "in a fresh session: variables, imports and files from earlier programs are gone, "
+                "and tool calls this program made before the loss may have run. Run the program "
+                "again if needed."
+            )
+            return ToolResultBlock(use.id, message, is_error=True)
+        ledger.executions.append(execution)
+        ledger.tool_calls += len(execution.tool_calls)
+        if execution.ok:
+            ledger.failed_in_a_row = 0
+        else:
+            ledger.program_errors += 1
+            ledger.failed_in_a_row += 1
+        return ToolResultBlock(use.id, execution.to_model_text(), is_error=not execution.ok)

@@ -1,0 +1,107 @@
+"""Scripted "brains" for the expense audit: policies for ``ScriptedModel`` that read what they were
+given (tool results in the conversation) and decide the next turn, as a model would.
+
+They let the demo and the tests run the whole agent loop offline. Their answers are derived from
+the tool results they receive, never hard-coded, so a broken sandbox, bridge or tool shows up as
+a wrong answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from openptc.bench import expense
+from openptc.models.base import (
+    Message,
+    ModelRequest,
+    ToolResultBlock,
+    ToolUseBlock,
+)
+from openptc.models.scripted import Turn
+from openptc.prompts import CODE_TOOL_NAME
+
+
+def _tool_uses(messages: tuple[Message, ...]) -> Iterator[ToolUseBlock]:
+    for message in messages:
+        yield from message.tool_uses
+
+
+def _results_by_id(messages: tuple[Message, ...]) -> dict[str, ToolResultBlock]:
+    return {r.tool_use_id: r for m in messages for r in m.results}
+
+
+def _call(request: ModelRequest, name: str, **arguments: Any) -> list[ToolUseBlock]:
+    """One tool use with an id that is unique and deterministic within the conversation."""
+    n = sum(1 for _ in _tool_uses(request.messages)) + 1
+    return [ToolUseBlock(id=f"toolu_{n:03d}", name=name, input=arguments)]
+
+
+def ptc_brain(request: ModelRequest) -> Turn:
+    """Turn 1: run the reference program. Turn 2: relay what the program printed."""
+    last = request.messages[-1]
+    if not last.results:
+        return _call(request, CODE_TOOL_NAME, code=expense.REFERENCE_PROGRAM)
+    result = last.results[-1]
+    if result.is_error:
+        return f"I could not complete the audit; the program failed:\n{result.content}"
+    return f"Here is what the audit program found:\n{result.content.strip()}"
+
+
+def direct_brain(request: ModelRequest) -> Turn:
+    """A cautious classic agent: one tool call per turn, then the answer from the JSON results.
+
+    Calls ``get_team_members("engineering")``, then ``get_expenses`` for each member, then
+    ``get_custom_budget`` for each member, and finally applies the budget rule the tools
+    describe (approved travel items against the quarterly budget).
+    """
+    calls = list(_tool_uses(request.messages))
+    results = _results_by_id(request.messages)
+    failed = [results[c.id] for c in calls if c.id in results and results[c.id].is_error]
+    if failed:
+        return f"I could not complete the audit; a tool call failed:\n{failed[-1].content}"
+
+    def outputs(name: str) -> dict[str, Any]:
+        """Parsed results of one tool, keyed by the id of the employee they are about."""
+        found: dict[str, Any] = {}
+        for c in calls:
+            if c.name == name and c.id in results:
+                key = str(c.input.get("employee_id", c.input.get("user_id", "")))
+                found[key] = json.loads(results[c.id].content)
+        return found
+
+    teams = outputs("get_team_members")
+    if not teams:
+        return _call(request, "get_team_members", department="engineering")
+    members: list[dict[str, Any]] = next(iter(teams.values()))
+    expenses = outputs("get_expenses")
+    for m in members:
+        if m["id"] not in expenses:
+            return _call(request, "get_expenses", employee_id=m["id"], quarter="Q3")
+    budgets = outputs("get_custom_budget")
+    for m in members:
+        if m["id"] not in budgets:
+            return _call(request, "get_custom_budget", user_id=m["id"])
+
+    over: list[expense.Overspend] = []
+    for m in members:
+        spent = round(
+            sum(
+                e["amount"]
+                for e in expenses[m["id"]]
+                if e["category"] == "travel" and e["status"] == "approved"
+            ),
+            2,
+        )
+        limit = float(budgets[m["id"]]["travel_budget_usd"])
+        if spent > limit:
+            over.append(expense.Overspend(m["name"], m["id"], spent, limit))
+    return expense.format_answer(over)
+
+
+def expense_audit_brain(request: ModelRequest) -> Turn:
+    """Write a program when offered the code tool (ptc, hybrid); else call tools one by one."""
+    if any(spec.name == CODE_TOOL_NAME for spec in request.tools):
+        return ptc_brain(request)
+    return direct_brain(request)

@@ -1,0 +1,347 @@
+"""``ptc bench sandbox``: the sandbox's speed and memory against baselines from the same run.
+
+Every figure is a ratio to something measured minutes apart on the same machine (which is
+shared and noisy), and the absolute numbers are kept beside it. Results go to a JSON file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from openptc.sandbox.base import Limits, ToolSignature
+from openptc.sandbox.isolation import Interpreter
+from openptc.sandbox.local import LocalSandbox
+
+PAYLOAD = "x" * 1000  # ~1 KB of JSON each way, as in the measured facts
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure: ours, the baseline, their ratio, and the target."""
+
+    name: str
+    value: float
+    unit: str
+    baseline: float | None = None
+    baseline_label: str = ""
+    target: str = ""
+    met: bool | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline is None or self.baseline == 0:
+            return None
+        return self.value / self.baseline
+
+
+class EchoTools:
+    """The cheapest possible tool host, so the bridge itself is what gets measured."""
+
+    def signatures(self) -> Sequence[ToolSignature]:
+        return [ToolSignature("echo", ("value",)), ToolSignature("sleep", ("seconds",))]
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> Any:
+        if name == "sleep":
+            await asyncio.sleep(arguments["seconds"])
+            return arguments["seconds"]
+        return arguments["value"]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _timed(action: Callable[[], Awaitable[Any]]) -> float:
+    started = time.perf_counter()
+    await action()
+    return (time.perf_counter() - started) * 1000
+
+
+async def bare_spawn_ms(interpreter: Interpreter) -> float:
+    process = await asyncio.create_subprocess_exec(
+        interpreter.executable, "-I", "-S", "-c", "import asyncio, json", env={}
+    )
+    started = time.perf_counter()
+    await process.wait()
+    return (time.perf_counter() - started) * 1000
+
+
+async def cold_start(rounds: int, progress: Progress) -> Figure:
+    """Start of a new sandbox, isolation included, vs a bare interpreter importing asyncio."""
+    interpreter = Interpreter.current()
+    ours: list[float] = []
+    bare: list[float] = []
+    async with LocalSandbox(pool_size=0) as sandbox:
+        for _ in range(rounds):  # interleaved, so drift on the machine hits both alike
+            bare.append(await _bare_spawn_timed(interpreter))
+            started = time.perf_counter()
+            session = await sandbox.open_session()
+            ours.append((time.perf_counter() - started) * 1000)
+            await session.close()
+        isolation = sandbox.isolation.level
+    value, base = statistics.median(ours), statistics.median(bare)
+    progress(f"cold start: {value:.1f} ms vs bare spawn {base:.1f} ms")
+    return Figure(
+        "cold_start",
+        value,
+        "ms",
+        base,
+        "python -I -S -c 'import asyncio, json'",
+        "<= 1.3x",
+        value / base <= 1.3,
+        {"isolation": isolation, "rounds": rounds},
+    )
+
+
+async def _bare_spawn_timed(interpreter: Interpreter) -> float:
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        interpreter.executable, "-I", "-S", "-c", "import asyncio, json", env={}
+    )
+    await process.wait()
+    return (time.perf_counter() - started) * 1000
+
+
+async def warm_execution(rounds: int, pipe_ms: float, progress: Progress) -> Figure:
+    """Take a pre-started session from the pool and run trivial code in it."""
+    timings: list[float] = []
+    async with LocalSandbox(pool_size=1) as sandbox:
+        for _ in range(rounds):
+            while not sandbox.pool_ready():
+                await asyncio.sleep(0.005)
+            started = time.perf_counter()
+            session = await sandbox.open_session()
+            result = await session.execute("x = 1 + 1")
+            timings.append((time.perf_counter() - started) * 1000)
+            assert result.ok, result
+            await session.close()
+    p50 = percentile(timings, 0.5)
+    progress(f"warm-pool execution: p50 {p50:.2f} ms, p95 {percentile(timings, 0.95):.2f} ms")
+    return Figure(
+        "warm_execution_p50",
+        p50,
+        "ms",
+        pipe_ms,
+        "raw pipe round trip",
+        "<= 3 ms p50",
+        p50 <= 3.0,
+        {"p95_ms": percentile(timings, 0.95), "rounds": rounds},
+    )
+
+
+ECHO_CHILD = """
+import sys
+read, write, flush = sys.stdin.buffer.readline, sys.stdout.buffer.write, sys.stdout.buffer.flush
+for line in iter(read, b""):
+    write(line)
+    flush()
+"""
+
+
+async def raw_pipe_round_trip_us(calls: int) -> float:
+    """Baseline: an asyncio host ping-ponging the same JSON line with a child over pipes."""
+    process = await asyncio.create_subprocess_exec(
+        Interpreter.current().executable,
+        "-I",
+        "-S",
+        "-c",
+        ECHO_CHILD,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    line = (
+        json.dumps({"type": "tool_result", "id": 1, "ok": True, "value": PAYLOAD}) + "\n"
+    ).encode()
+    for _ in range(50):  # warm up
+        process.stdin.write(line)
+        await process.stdout.readline()
+    started = time.perf_counter()
+    for _ in range(calls):
+        process.stdin.write(line)
+        await process.stdout.readline()
+    elapsed = time.perf_counter() - started
+    process.stdin.close()
+    await process.wait()
+    return elapsed / calls * 1e6
+
+
+async def bridge_round_trip(calls: int, progress: Progress) -> tuple[Figure, float]:
+    """Sequential tool calls with a 1 KB payload, timed inside the program."""
+    baseline_us = statistics.median([await raw_pipe_round_trip_us(calls) for _ in range(3)])
+    code = f"""
+import time
+payload = {PAYLOAD!r}
+for _ in range(50):
+    await echo(payload)
+started = time.perf_counter()
+for _ in range({calls}):
+    await echo(payload)
+print((time.perf_counter() - started) / {calls} * 1e6)
+"""
+    async with LocalSandbox(pool_size=0) as sandbox:
+        session = await sandbox.open_session()
+        runs = []
+        for _ in range(3):
+            result = await session.execute(code, EchoTools())
+            assert result.ok, result
+            runs.append(float(result.stdout))
+    ours_us = statistics.median(runs)
+    progress(f"bridge round trip: {ours_us:.0f} us vs raw pipe {baseline_us:.0f} us")
+    figure = Figure(
+        "tool_call_round_trip",
+        ours_us,
+        "us",
+        baseline_us,
+        "asyncio host <-> child echo over a pipe, same payload",
+        "<= 3x",
+        ours_us / baseline_us <= 3.0,
+        {"calls": calls, "payload_bytes": len(PAYLOAD)},
+    )
+    return figure, baseline_us / 1000
+
+
+async def fan_out(progress: Progress) -> Figure:
+    """100 concurrent tool calls that each take 100 ms: how close to 100 ms in total."""
+    code = """
+import time
+started = time.perf_counter()
+results = await asyncio.gather(*[sleep(0.1) for _ in range(100)])
+print((time.perf_counter() - started) * 1000)
+"""
+    async with LocalSandbox(pool_size=0) as sandbox:
+        session = await sandbox.open_session()
+        runs = []
+        for _ in range(5):
+            result = await session.execute(code, EchoTools())
+            assert result.ok, result
+            runs.append(float(result.stdout))
+    value = statistics.median(runs)
+    progress(f"fan-out of 100 x 100 ms calls: {value:.1f} ms")
+    return Figure(
+        "fan_out_100x100ms",
+        value,
+        "ms",
+        100.0,
+        "one 100 ms call",
+        "<= 1.3x",
+        value / 100.0 <= 1.3,
+        {"runs_ms": runs},
+    )
+
+
+def process_tree(pid: int) -> list[int]:
+    """The pid and all its descendants, read from /proc."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                children = Path(f"/proc/{current}/task/{task}/children").read_text().split()
+                queue.extend(int(c) for c in children)
+        except OSError:
+            continue
+    return found
+
+
+def pss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def idle_memory(sessions: int, progress: Progress) -> Figure:
+    """PSS (memory of its own, shared pages divided among sharers) of an idle session."""
+    async with LocalSandbox(pool_size=0) as sandbox:
+        opened = [await sandbox.open_session() for _ in range(sessions)]
+        for session in opened:
+            await session.execute("x = 1")
+        await asyncio.sleep(0.2)
+        per_session = [sum(pss_kb(p) for p in process_tree(s.pid)) / 1024 for s in opened]
+        interpreter_only = [pss_kb(process_tree(s.pid)[-1]) / 1024 for s in opened]
+        bare = await _bare_idle_pss(sessions)
+    value = statistics.median(per_session)
+    progress(f"idle session PSS: {value:.1f} MB (bare idle interpreter {bare:.1f} MB)")
+    return Figure(
+        "idle_session_pss",
+        value,
+        "MB",
+        bare,
+        "bare idle python -I -S with asyncio imported",
+        "<= 10 MB",
+        value <= 10.0,
+        {
+            "sessions": sessions,
+            "interpreter_only_mb": statistics.median(interpreter_only),
+            "whole_tree_mb": per_session,
+        },
+    )
+
+
+async def _bare_idle_pss(count: int) -> float:
+    code = "import asyncio, json, sys; sys.stdin.read()"
+    processes = [
+        await asyncio.create_subprocess_exec(
+            Interpreter.current().executable, "-I", "-S", "-c", code, stdin=subprocess.PIPE
+        )
+        for _ in range(count)
+    ]
+    await asyncio.sleep(0.3)
+    values = [pss_kb(p.pid) / 1024 for p in processes]
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.close()
+        await process.wait()
+    return statistics.median(values)
+
+
+async def run_sandbox_bench(
+    *, quick: bool = False, progress: Progress = lambda _: None
+) -> dict[str, Any]:
+    """Run every sandbox figure and return the report (also what gets written as JSON)."""
+    rounds = 5 if quick else 20
+    calls = 200 if quick else 2000
+    figures: list[Figure] = [await cold_start(rounds, progress)]
+    round_trip, pipe_ms = await bridge_round_trip(calls, progress)
+    figures.append(await warm_execution(rounds * 2, pipe_ms, progress))
+    figures.append(round_trip)
+    figures.append(await fan_out(progress))
+    figures.append(await idle_memory(4, progress))
+    async with LocalSandbox(Limits(), pool_size=0) as sandbox:
+        isolation = sandbox.isolation
+    return {
+        "benchmark": "sandbox",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+        },
+        "isolation": asdict(isolation),
+        "figures": [asdict(f) | {"ratio": f.ratio} for f in figures],
+    }
+
+
+def write_report(report: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = report["when"].replace(":", "").replace("-", "")
+    path = directory / f"sandbox-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path

@@ -1,0 +1,139 @@
+"""The ``ptc`` command line: demo, doctor, bench."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+
+from openptc.bench.expense import QUESTION
+from openptc.bench.sandbox_bench import run_sandbox_bench, write_report
+from openptc.demo import DEFAULT_MODEL, DemoOutcome, run_expense_audit
+from openptc.doctor import diagnose
+
+app = typer.Typer(
+    help="openptc: programmatic tool calling for any model.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+bench_app = typer.Typer(help="Benchmarks; each figure is a ratio to a baseline from the same run.")
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+RESULTS_DIR = Path("benchmarks/results")
+
+
+@app.command()
+def demo(
+    model: Annotated[str, typer.Option(help="Model string.")] = DEFAULT_MODEL,
+    latency: Annotated[float, typer.Option(help="Simulated latency of a tool call, s.")] = 0.02,
+    show_program: Annotated[bool, typer.Option(help="Print the program the model wrote.")] = True,
+) -> None:
+    """Run the expense audit in PTC and direct mode and compare them."""
+    console.print(f"[bold]Question:[/bold] {QUESTION}")
+    with console.status("running the expense audit in ptc and direct mode..."):
+        outcome = asyncio.run(run_expense_audit(model, latency_s=latency))
+    label = outcome.ptc.result.model_label
+    style = "yellow" if "scripted" in label else "green"
+    console.print(Panel(f"model: {label}", style=style, expand=False))
+    if show_program and outcome.ptc.result.programs:
+        console.print(
+            Panel(
+                Syntax(outcome.ptc.result.programs[0], "python", line_numbers=True, word_wrap=True),
+                title="the program the model wrote (PTC)",
+            )
+        )
+    console.print(_comparison_table(outcome))
+    console.print(f"[bold]PTC answer:[/bold] {outcome.ptc.result.answer}")
+    console.print(f"[bold]Direct answer:[/bold] {outcome.direct.result.answer}")
+    isolation = (
+        outcome.ptc.result.executions[0].isolation if outcome.ptc.result.executions else None
+    )
+    if isolation is not None:
+        console.print(f"[dim]sandbox isolation: {isolation.describe()}[/dim]")
+    console.print(f"[bold green]{outcome.verdict()}[/bold green]")
+    if not (outcome.ptc.correct and outcome.direct.correct):
+        raise typer.Exit(1)
+
+
+def _comparison_table(outcome: DemoOutcome) -> Table:
+    ptc, direct = outcome.ptc.result.usage, outcome.direct.result.usage
+    table = Table(title="expense audit: PTC vs direct tool calling (same model, same tools)")
+    table.add_column("")
+    table.add_column("PTC", justify="right")
+    table.add_column("direct", justify="right")
+    table.add_row("model calls", str(ptc.model_calls), str(direct.model_calls))
+    table.add_row("input tokens", f"{ptc.input_tokens:,}", f"{direct.input_tokens:,}")
+    table.add_row("output tokens", f"{ptc.output_tokens:,}", f"{direct.output_tokens:,}")
+    table.add_row("tool calls", str(ptc.tool_calls), str(direct.tool_calls))
+    table.add_row("wall time", f"{ptc.wall_time_s:.2f} s", f"{direct.wall_time_s:.2f} s")
+    table.add_row("correct", _mark(outcome.ptc.correct), _mark(outcome.direct.correct))
+    table.caption = f"tokens counted by: {ptc.tokens_counted}"
+    return table
+
+
+def _mark(ok: bool) -> str:
+    return "[green]yes[/green]" if ok else "[red]NO[/red]"
+
+
+@app.command()
+def doctor(
+    strict: Annotated[bool, typer.Option(help="Exit 1 unless namespace isolation works.")] = False,
+) -> None:
+    """Start a sandbox and report, check by check, how well it is isolated."""
+    report = asyncio.run(diagnose())
+    isolation = report.isolation
+    level_style = "green" if isolation.level == "bubblewrap" else "bold red"
+    console.print(f"isolation level: [{level_style}]{isolation.level}[/{level_style}]")
+    console.print(f"bubblewrap: {report.bwrap_path or 'not installed'}")
+    console.print(f"namespaces: {', '.join(isolation.namespaces) or 'none'}")
+    console.print(f"dedicated uid per sandbox: {'yes' if isolation.dedicated_uid else 'no'}")
+    table = Table("check", "result")
+    for check in report.checks:
+        result = "[green]ok[/green]" if check.passed else f"[red]{check.detail}[/red]"
+        table.add_row(check.name, result)
+    console.print(table)
+    for warning in isolation.warnings:
+        console.print(f"[bold red]WARNING:[/bold red] {warning}")
+    if not report.strong:
+        console.print(
+            "[bold red]This machine does not give sandboxes full isolation.[/bold red] "
+            "Install bubblewrap (apt-get install bubblewrap) and allow user namespaces."
+        )
+        if strict:
+            raise typer.Exit(1)
+    else:
+        console.print(
+            "[green]sandboxes are isolated with namespaces, limits and a fresh uid[/green]"
+        )
+
+
+@bench_app.command("sandbox")
+def bench_sandbox(
+    quick: Annotated[bool, typer.Option(help="Fewer rounds (for a smoke test).")] = False,
+    out: Annotated[Path, typer.Option(help="Directory for the JSON results.")] = RESULTS_DIR,
+) -> None:
+    """Cold and warm start, bridge round trip, fan-out and memory of the local sandbox."""
+    report = asyncio.run(run_sandbox_bench(quick=quick, progress=lambda m: console.print(f"  {m}")))
+    table = Table("figure", "ours", "baseline", "ratio", "target", "met")
+    for figure in report["figures"]:
+        unit = figure["unit"]
+        baseline = figure["baseline"]
+        ratio = figure["ratio"]
+        table.add_row(
+            figure["name"],
+            f"{figure['value']:.2f} {unit}",
+            f"{baseline:.2f} {unit}" if baseline is not None else "-",
+            f"{ratio:.2f}x" if ratio is not None else "-",
+            figure["target"],
+            _mark(bool(figure["met"])),
+        )
+    console.print(table)
+    path = write_report(report, out)
+    console.print(f"results written to {path}")

@@ -1,0 +1,146 @@
+"""The model boundary: normalized, wire-neutral messages in, content blocks and usage out.
+
+Every adapter (Anthropic, Bedrock, OpenAI, scripted) translates its provider's wire format to and
+from these types, so the agent loop never sees a provider's shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+
+class ModelError(Exception):
+    """A model could not produce a response (provider error, exhausted script, bad output)."""
+
+
+@dataclass(frozen=True)
+class TextBlock:
+    """Plain text written by the model or the user."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolUseBlock:
+    """The model asks for one tool call; ``id`` pairs it with its ``ToolResultBlock``."""
+
+    id: str
+    name: str
+    input: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ToolResultBlock:
+    """The application's answer to one ``ToolUseBlock``, as text the model reads."""
+
+    tool_use_id: str
+    content: str
+    is_error: bool = False
+
+
+Block = TextBlock | ToolUseBlock | ToolResultBlock
+Role = Literal["user", "assistant"]
+StopReason = Literal["end_turn", "tool_use", "max_tokens", "refusal"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn: tool uses travel in assistant turns, their results in the next user turn."""
+
+    role: Role
+    content: tuple[Block, ...]
+
+    @classmethod
+    def user(cls, text: str) -> Message:
+        return cls("user", (TextBlock(text),))
+
+    @classmethod
+    def assistant(cls, content: str | Iterable[Block]) -> Message:
+        blocks = (TextBlock(content),) if isinstance(content, str) else tuple(content)
+        return cls("assistant", blocks)
+
+    @classmethod
+    def tool_results(cls, results: Iterable[ToolResultBlock]) -> Message:
+        return cls("user", tuple(results))
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+    @property
+    def tool_uses(self) -> tuple[ToolUseBlock, ...]:
+        return tuple(b for b in self.content if isinstance(b, ToolUseBlock))
+
+    @property
+    def results(self) -> tuple[ToolResultBlock, ...]:
+        return tuple(b for b in self.content if isinstance(b, ToolResultBlock))
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as the model sees it: name, prose, and JSON Schema of its input."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> ToolSpec:
+        """Accept ``Toolbox.specs()`` entries (``{"name", "description", "input_schema"}``)."""
+        return cls(spec["name"], spec.get("description", ""), spec["input_schema"])
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    """Tokens the provider billed for one call."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """Everything one model call needs; the conversation so far travels whole each time."""
+
+    system: str
+    messages: tuple[Message, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    max_tokens: int = 4096
+
+
+@dataclass(frozen=True)
+class ModelResponse:
+    """One assistant turn, normalized. ``usage`` is None when the model reports none."""
+
+    content: tuple[Block, ...]
+    stop_reason: StopReason
+    usage: ModelUsage | None
+    model: str
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+    @property
+    def tool_uses(self) -> tuple[ToolUseBlock, ...]:
+        return tuple(b for b in self.content if isinstance(b, ToolUseBlock))
+
+    def to_message(self) -> Message:
+        return Message("assistant", self.content)
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A chat model with tool use. ``label`` tells a human what is really answering."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+    async def generate(self, request: ModelRequest) -> ModelResponse: ...

@@ -1,0 +1,87 @@
+"""A model that never contacts a provider: it runs the demo and the tests offline.
+
+It always says what it is (``label``, and a ``name`` starting with "scripted"), so no figure it
+produces can be mistaken for a real model's. It reports ``usage=None``: the agent then counts
+tokens with the tiktoken tokenizer (``openptc.models.tokens``), exactly as for any model whose
+provider reports no usage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+
+from openptc.models.base import (
+    Block,
+    ModelError,
+    ModelRequest,
+    ModelResponse,
+    StopReason,
+    TextBlock,
+    ToolUseBlock,
+)
+
+Turn = ModelResponse | Sequence[Block] | str
+"""One scripted turn: a full response, its content blocks, or just the final text."""
+
+Policy = Callable[[ModelRequest], Turn]
+"""A "brain": reads the request (tool results included) and decides the next turn."""
+
+SCRIPTED_LABEL = "scripted (offline, no real model)"
+
+
+def _to_response(turn: Turn, name: str) -> ModelResponse:
+    if isinstance(turn, ModelResponse):
+        # Usage stays None even for a recorded turn: a scripted run bills nothing real.
+        return dataclasses.replace(turn, usage=None, model=name)
+    blocks: tuple[Block, ...] = (TextBlock(turn),) if isinstance(turn, str) else tuple(turn)
+    stop: StopReason = (
+        "tool_use" if any(isinstance(b, ToolUseBlock) for b in blocks) else "end_turn"
+    )
+    return ModelResponse(content=blocks, stop_reason=stop, usage=None, model=name)
+
+
+class ScriptedModel:
+    """A ``Model`` driven by a policy callable instead of a provider."""
+
+    def __init__(self, policy: Policy, name: str = "scripted") -> None:
+        self._policy = policy
+        self._name = name if name.startswith("scripted") else f"scripted:{name}"
+        self._requests: list[ModelRequest] = []
+
+    @classmethod
+    def from_turns(cls, turns: Iterable[Turn], name: str = "scripted") -> ScriptedModel:
+        """Replay fixed turns in order, whatever the requests say; running out is an error."""
+        recorded = tuple(turns)
+        position = iter(range(len(recorded)))
+
+        def replay(_request: ModelRequest) -> Turn:
+            index = next(position, None)
+            if index is None:
+                raise ModelError(
+                    f"scripted model has no turn left: it had {len(recorded)} recorded turn(s) "
+                    "and all were used"
+                )
+            return recorded[index]
+
+        return cls(replay, name=name)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def label(self) -> str:
+        return SCRIPTED_LABEL
+
+    @property
+    def requests(self) -> tuple[ModelRequest, ...]:
+        """Every request this model received, for tests that check what the agent sent."""
+        return tuple(self._requests)
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        self._requests.append(request)
+        return _to_response(self._policy(request), self._name)
+
+    def __repr__(self) -> str:
+        return f"ScriptedModel(name={self._name!r})"
