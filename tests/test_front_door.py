@@ -1,0 +1,80 @@
+"""The README's example, the CLI and the benchmark, run exactly as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PTC = str(Path(sys.executable).with_name("ptc"))
+
+
+def run(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "120"},
+    )
+
+
+def readme_python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
+def test_readme_library_example_runs_as_written() -> None:
+    (example,) = readme_python_blocks()
+    done = run(sys.executable, "-c", example)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "c0 spent the most: $1,650.00"
+    assert lines[1] == "c0 spent the most. 2 4"
+
+
+def test_readme_names_the_two_commands_and_ci_runs_the_test_one() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
+
+
+def test_ptc_demo_compares_both_modes() -> None:
+    done = run(PTC, "demo")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "scripted (offline, no real model)" in out
+    assert re.search(r"PTC: 2 model calls instead of \d+, \d+\.\d% fewer input tokens", out)
+    assert "await get_team_members" in out  # the program the model wrote is shown
+    assert out.count("yes") >= 2  # both answers judged correct
+
+
+def test_ptc_doctor_reports_isolation() -> None:
+    done = run(PTC, "doctor")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"isolation level: (bubblewrap|process)", done.stdout)
+    for check in ("network blocked", "root file system read-only", "host environment absent"):
+        assert check in done.stdout
+
+
+def test_ptc_bench_sandbox_writes_json(tmp_path: Path) -> None:
+    done = run(PTC, "bench", "sandbox", "--quick", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result,) = tmp_path.glob("sandbox-*.json")
+    report = json.loads(result.read_text())
+    figures = {f["name"]: f for f in report["figures"]}
+    assert set(figures) == {
+        "cold_start",
+        "warm_execution_p50",
+        "tool_call_round_trip",
+        "fan_out_100x100ms",
+        "idle_session_pss",
+    }
+    for figure in figures.values():
+        assert figure["value"] > 0
+        assert figure["baseline"] is None or figure["baseline"] > 0
+    assert figures["fan_out_100x100ms"]["value"] >= 100  # 100 ms calls cannot finish sooner
