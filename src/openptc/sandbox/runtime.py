@@ -178,11 +178,10 @@ def bind_arguments(
     return bound
 
 
-def check_json(name: str, arguments: dict[str, Any]) -> None:
-    """Only JSON crosses the bridge; name the argument that is not JSON."""
+def encode_arguments(name: str, arguments: dict[str, Any]) -> str:
+    """Encode the arguments once, at the call site; name the argument that is not JSON."""
     try:
-        json.dumps(arguments, allow_nan=False)
-        return
+        return json.dumps(arguments, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError):
         pass
     for key, value in arguments.items():
@@ -214,7 +213,7 @@ class Runtime:
         }
         self.installed_tools: set[str] = set()
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self.outbox: list[dict[str, Any]] = []
+        self.outbox: list[str] = []  # encoded calls, sent together when the program blocks
         self.created: list[tuple[Any, str, int | None]] = []
         self.next_call_id = 1
         self.executions = 0
@@ -226,9 +225,12 @@ class Runtime:
 
     # -- bridge ---------------------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
+        self.send_line(json.dumps(message, separators=(",", ":")))
+
+    def send_line(self, line: str) -> None:
         if os.getpid() != self.pid:  # a forked child must never speak on the bridge
             return
-        data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+        data = (line + "\n").encode()
         view = memoryview(data)
         while view:
             try:
@@ -240,7 +242,7 @@ class Runtime:
     def flush_calls(self) -> None:
         if self.outbox:
             calls, self.outbox = self.outbox, []
-            self.send({"type": "tool_calls", "calls": calls})
+            self.send_line('{"type":"tool_calls","calls":[' + ",".join(calls) + "]}")
 
     def on_readable(self) -> None:
         try:
@@ -272,10 +274,10 @@ class Runtime:
 
         def tool_function(*args: Any, **kwargs: Any) -> Any:
             arguments = bind_arguments(name, params, args, kwargs)
-            check_json(name, arguments)
+            encoded = encode_arguments(name, arguments)
             caller = sys._getframe(1)
             line = caller.f_lineno if caller.f_code.co_filename.startswith(PROGRAM_PREFIX) else None
-            coroutine = runtime.call_tool(name, arguments)
+            coroutine = runtime.call_tool(name, encoded)
             runtime.created.append((coroutine, name, line))
             return coroutine
 
@@ -283,12 +285,12 @@ class Runtime:
         tool_function.__doc__ = f"Call the host tool {name!r}; returns its JSON result."
         return tool_function
 
-    async def call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+    async def call_tool(self, name: str, arguments: str) -> Any:
         call_id = self.next_call_id
         self.next_call_id += 1
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[call_id] = future
-        self.outbox.append({"id": call_id, "tool": name, "args": arguments})
+        self.outbox.append(f'{{"id":{call_id},"tool":{json.dumps(name)},"args":{arguments}}}')
         try:
             reply = await future
         finally:
