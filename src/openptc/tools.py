@@ -3,31 +3,25 @@
 A ``Tool`` is built once from the function's type hints and docstring (with pydantic) and carries
 what every path needs: the JSON Schema for direct tool calling, a validator that turns a model's
 JSON arguments into typed values (a bad call fails with a message the model can act on), the
-conversion of results back to plain JSON, and a Python stub that tells a model writing code how to
-call the tool and what shape its result has.
+conversion of results back to plain JSON, and what ``openptc.stubs`` needs to render the Python
+stub that tells a model writing code how to call the tool and what shape its result has.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections.abc as abc
-import dataclasses
-import enum
 import inspect
-import json
 import keyword
 import re
-import types
-import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Generic, Literal, ParamSpec, TypeVar, get_args, get_origin
+from typing import Any, Generic, Literal, ParamSpec, TypeVar
 from typing import overload as _overload
 
-import typing_extensions
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
-from pydantic_core import PydanticSerializationError, PydanticUndefined, to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from openptc import stubs
 from openptc.sandbox.base import ToolCallError, ToolSignature
 
 P = ParamSpec("P")
@@ -38,16 +32,6 @@ CALLERS: frozenset[str] = frozenset({"direct", "code"})
 _EMPTY: Any = inspect.Parameter.empty
 _ARG_ERROR = "ToolArgumentError"
 _ARGS_HEADERS = {"args:", "arguments:", "parameters:", "params:"}
-_ARRAYS = {list, set, frozenset, tuple, abc.Sequence, abc.MutableSequence, abc.Set, abc.Iterable}
-_ARRAYS |= {abc.Collection, abc.MutableSet}
-_MAPPINGS = {dict, abc.Mapping, abc.MutableMapping}
-_REQUIRED_WRAPPERS = {typing.Required, typing.NotRequired}
-_REQUIRED_WRAPPERS |= {typing_extensions.Required, typing_extensions.NotRequired}
-_JSON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
-_JSON_TYPES |= {"array": "list", "object": "dict", "null": "None"}
-_FORMAT_NOTES = {"date": "ISO 8601 date", "date-time": "ISO 8601 datetime"}
-_FORMAT_NOTES |= {"time": "ISO 8601 time", "duration": "ISO 8601 duration"}
-_SECTIONS = re.compile(r"^(?=(?:Returns|Yields|Raises|Examples?|Notes?):[ \t]*$)", re.M)
 
 
 @dataclass(frozen=True)
@@ -60,7 +44,7 @@ class _Param:
 
     @property
     def required(self) -> bool:
-        return bool(self.param.default is _EMPTY)
+        return self.param.default is _EMPTY
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,8 +58,8 @@ class Tool(Generic[P, R]):
     output_schema: dict[str, Any] | None
     callers: frozenset[str]
     params: tuple[str, ...]
-    _param_info: tuple[_Param, ...] = field(repr=False)
-    _return_type: Any = field(repr=False)
+    _param_info: tuple[_Param, ...] = field(repr=False)  # also read by openptc.stubs
+    _return_type: Any = field(repr=False)  # for openptc.stubs; inspect.Parameter.empty if none
     _args_model: type[BaseModel] = field(repr=False)
     _returns: TypeAdapter[Any] | None = field(repr=False)
 
@@ -95,7 +79,7 @@ class Tool(Generic[P, R]):
 
     def render_stub(self, *, imports: bool = True) -> str:
         """This tool alone as Python source, with the TypedDicts it uses."""
-        return _StubWriter().render([self], imports=imports)
+        return stubs.render_stubs([self], imports=imports)
 
     async def invoke(self, arguments: Mapping[str, Any]) -> Any:
         """Validate a model's arguments, run the function, return its result as plain JSON."""
@@ -229,7 +213,7 @@ def _param(tool_name: str, p: inspect.Parameter, doc: str | None) -> _Param:
     if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
         raise TypeError(f"tool {tool_name}: *args and **kwargs are not supported ({p.name})")
     annotation = Any if p.annotation is _EMPTY else p.annotation
-    return _Param(p, annotation, doc or _annotated_description(annotation))
+    return _Param(p, annotation, doc or stubs.annotated_description(annotation))
 
 
 def _args_model(tool_name: str, info: tuple[_Param, ...]) -> type[BaseModel]:
@@ -280,7 +264,8 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
         while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > header_indent):
             text, indent = lines[i].strip(), _indent(lines[i])
             i += 1
-            entry_indent = entry_indent if entry_indent is not None or not text else indent
+            if entry_indent is None and text:
+                entry_indent = indent
             m = re.match(r"\**(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$", text)
             if m and indent == entry_indent:
                 current = m.group(1)
@@ -292,15 +277,6 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
 
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
-
-
-def _annotated_description(annotation: Any) -> str | None:
-    """A ``Field(description=...)`` given in ``Annotated[...]`` metadata, if any."""
-    if get_origin(annotation) is Annotated:
-        for meta in annotation.__metadata__:
-            if isinstance(getattr(meta, "description", None), str):
-                return str(meta.description)
-    return None
 
 
 def _clean_schema(node: Any, key: str = "") -> Any:
@@ -330,200 +306,6 @@ def _plural(word: str, names: list[str]) -> str:
     return f"{word}{'s' if len(names) > 1 else ''} " + ", ".join(repr(n) for n in names)
 
 
-def _py_literal(value: Any) -> str:
-    """A value as Python source, as the model would see it after the JSON crossing."""
-    try:
-        value = to_jsonable_python(value)
-    except PydanticSerializationError:
-        return "..."
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_py_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return (
-            "{" + ", ".join(f"{_py_literal(k)}: {_py_literal(v)}" for k, v in value.items()) + "}"
-        )
-    return repr(value)
-
-
-def _or_any(annotation: Any) -> Any:
-    return Any if annotation is PydanticUndefined else annotation
-
-
-def _is_struct(tp: Any) -> bool:
-    """Types that cross as JSON objects: models, dataclasses, TypedDicts."""
-    is_class = isinstance(tp, type)
-    is_object = is_class and (issubclass(tp, BaseModel) or dataclasses.is_dataclass(tp))
-    return is_object or typing_extensions.is_typeddict(tp)
-
-
-def _struct_fields(cls: Any) -> list[tuple[str, Any, bool, str | None]]:
-    """(key, annotation, required, description) of each field a JSON object of ``cls`` has."""
-    pyd_fields = getattr(cls, "__pydantic_fields__", None)  # models and pydantic dataclasses
-    if isinstance(pyd_fields, dict):
-        fields = [(n, f.annotation, f.is_required(), f.description) for n, f in pyd_fields.items()]
-        computed = getattr(cls, "__pydantic_computed_fields__", {})
-        fields += [(n, _or_any(c.return_type), True, c.description) for n, c in computed.items()]
-        return [f for f in fields if not getattr(pyd_fields.get(f[0]), "exclude", False)]
-    hints = typing.get_type_hints(cls, include_extras=True)
-    if typing_extensions.is_typeddict(cls):
-        required = cls.__required_keys__
-        return [(n, t, n in required, _annotated_description(t)) for n, t in hints.items()]
-    return [
-        (
-            f.name,
-            hints.get(f.name, Any),
-            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-            f.metadata.get("description") or _annotated_description(hints.get(f.name)),
-        )
-        for f in dataclasses.fields(cls)
-    ]
-
-
-class _StubWriter:
-    """Renders tools as Python stubs; each structured type becomes one TypedDict, defined once.
-
-    Results cross into the sandbox as JSON, so models, dataclasses and TypedDicts all become
-    TypedDicts, enums become ``Literal``s of their values and dates become strings.
-    """
-
-    def __init__(self) -> None:
-        self._names: dict[Any, str] = {}
-        self._blocks: list[str] = []
-        self._typing: set[str] = set()
-
-    def render(self, tools: Iterable[Tool[..., Any]], *, imports: bool = True) -> str:
-        functions = [self._function(t) for t in tools]
-        names = ", ".join(sorted(self._typing))
-        header = [f"from typing import {names}"] if imports and names else []
-        return "\n\n".join([*header, *self._blocks, *functions]) + "\n"
-
-    def expr(self, tp: Any, notes: list[str]) -> str:
-        """``tp`` as a type expression; anything a comment should add goes to ``notes``."""
-        origin, args = get_origin(tp), get_args(tp)
-        if origin is Annotated or origin in _REQUIRED_WRAPPERS:
-            return self.expr(args[0], notes)
-        if tp is Any or tp is _EMPTY or isinstance(tp, TypeVar):
-            self._typing.add("Any")
-            return "Any"
-        if tp is None or tp is type(None):
-            return "None"
-        if tp in (str, int, float, bool):
-            return str(tp.__name__)
-        if origin is Literal:
-            return self._literal(args)
-        if origin in (typing.Union, types.UnionType):
-            return " | ".join(dict.fromkeys(self.expr(a, notes) for a in args))
-        if isinstance(tp, type) and issubclass(tp, enum.Enum):
-            return self._literal([m.value for m in tp])
-        if _is_struct(tp):
-            return self._struct(tp)
-        if hasattr(tp, "__supertype__"):  # NewType
-            return self.expr(tp.__supertype__, notes)
-        if tp in _MAPPINGS or origin in _MAPPINGS:
-            return self._mapping(args, notes)
-        if tp in _ARRAYS or origin in _ARRAYS:
-            if origin is tuple and args and args[-1] is not Ellipsis:
-                return f"list[{' | '.join(dict.fromkeys(self.expr(a, notes) for a in args))}]"
-            return f"list[{self.expr(args[0], notes)}]" if args else "list"
-        return self._from_schema(tp, notes)
-
-    def _literal(self, values: Iterable[Any]) -> str:
-        self._typing.add("Literal")
-        return f"Literal[{', '.join(_py_literal(v) for v in values)}]"
-
-    def _mapping(self, args: tuple[Any, ...], notes: list[str]) -> str:
-        if not args:
-            return "dict"
-        key = self.expr(args[0], notes)  # JSON object keys are strings
-        key = key if key == "str" or key.startswith("Literal[") else "str"
-        return f"dict[{key}, {self.expr(args[1], notes)}]"
-
-    def _from_schema(self, tp: Any, notes: list[str]) -> str:
-        """Types pydantic serializes as JSON scalars (dates, UUIDs, Decimals): from their schema."""
-        try:
-            schema = TypeAdapter(tp).json_schema(mode="serialization")
-        except Exception:
-            schema = {}
-        if fmt := schema.get("format"):
-            notes.append(_FORMAT_NOTES.get(fmt, fmt))
-        if schema.get("type") not in _JSON_TYPES:
-            self._typing.add("Any")
-        return _JSON_TYPES.get(schema.get("type", ""), "Any")
-
-    def _struct(self, cls: Any) -> str:
-        if cls in self._names:
-            return self._names[cls]
-        base = re.sub(r"\W+", "_", cls.__name__).strip("_") or "Struct"
-        name, n = base, 2
-        while name in self._names.values():
-            name, n = f"{base}{n}", n + 1
-        self._names[cls] = name  # before the fields, so that recursive types refer to it
-        self._typing.add("TypedDict")
-        fields = [self._field(*f) for f in _struct_fields(cls)]  # dependencies are emitted first
-        if all(key.isidentifier() and not keyword.iskeyword(key) for key, _, _ in fields):
-            body = [f"    {key}: {tp}{comment}" for key, tp, comment in fields] or ["    pass"]
-            self._blocks.append(f"class {name}(TypedDict):\n" + "\n".join(body))
-        else:  # keys that are not identifiers need the functional syntax
-            body = [f"    {json.dumps(key)}: {tp},{comment}" for key, tp, comment in fields]
-            self._blocks.append(f'{name} = TypedDict("{name}", {{\n' + "\n".join(body) + "\n})")
-        return name
-
-    def _field(
-        self, key: str, tp: Any, required: bool, description: str | None
-    ) -> tuple[str, str, str]:
-        notes: list[str] = []
-        text = self.expr(tp, notes)
-        if not required:
-            self._typing.add("NotRequired")
-            text = f"NotRequired[{text}]"
-        comment = "; ".join([*notes, *([" ".join(description.split())] if description else [])])
-        return key, text, f"  # {comment}" if comment else ""
-
-    def _function(self, t: Tool[..., Any]) -> str:
-        params: list[str] = []
-        docs: list[str] = []
-        for p in t._param_info:
-            notes: list[str] = []
-            text = f"{p.param.name}: {self.expr(p.annotation, notes)}"
-            if p.param.kind is inspect.Parameter.KEYWORD_ONLY and "*" not in params:
-                params.append("*")
-            params.append(text if p.required else f"{text} = {_py_literal(p.param.default)}")
-            if desc := " ".join([*(p.description or "").split(), *(f"({n})" for n in notes)]):
-                docs.append(f"{p.param.name}: {desc}")
-        ret_notes: list[str] = []
-        ret = self.expr(t._return_type, ret_notes)
-        head = f"async def {t.name}({', '.join(params)}) -> {ret}:"
-        if len(head) > 100:
-            head = (
-                f"async def {t.name}(\n" + "".join(f"    {p},\n" for p in params) + f") -> {ret}:"
-            )
-        return head + "\n" + _docstring(t.description, docs, ret_notes)
-
-
-def _docstring(description: str, args: list[str], return_notes: list[str]) -> str:
-    """The body of a stub: its docstring (escaped so the stub always parses), or ``...``."""
-    head, tail = ([*_SECTIONS.split(description, maxsplit=1), ""])[:2]  # Args before Returns:
-    parts = [head.strip(), "Args:\n" + "\n".join(f"    {a}" for a in args) if args else ""]
-    if notes := "; ".join(dict.fromkeys(return_notes)):
-        if "Returns:\n" in tail:
-            tail = tail.replace("Returns:\n", f"Returns:\n    ({notes})\n", 1)
-        else:
-            parts.append(f"Returns:\n    {notes}")
-    text = "\n\n".join(p for p in [*parts, tail.strip()] if p)
-    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    if not text:
-        return "    ..."
-    if text.endswith('"'):  # a quote right before the closing ones would end the string early
-        text = text[:-1] + '\\"'
-    lines = text.splitlines()
-    if len(lines) == 1:
-        return f'    """{text}"""'
-    rest = "".join(f"\n    {line}" if line.strip() else "\n" for line in lines[1:])
-    return f'    """{lines[0]}{rest}\n    """'
-
-
 class Toolbox:
     """An ordered set of uniquely named tools; the ``ToolHost`` that sandboxes call into."""
 
@@ -548,7 +330,7 @@ class Toolbox:
         try:
             return self._tools[name]
         except KeyError:
-            raise KeyError(f"unknown tool {name!r}; available tools: {self._available()}") from None
+            raise KeyError(self._unknown(name)) from None
 
     def __repr__(self) -> str:
         return f"Toolbox({list(self._tools)!r})"
@@ -569,16 +351,16 @@ class Toolbox:
     async def call(self, name: str, arguments: dict[str, Any]) -> Any:
         """Run one call for a program or a model; raises ``ToolCallError`` on any failure."""
         if name not in self._tools:
-            raise ToolCallError(f"unknown tool {name!r}; available tools: {self._available()}")
+            raise ToolCallError(self._unknown(name))
         return await self._tools[name].invoke(arguments)
 
     def render_stubs(self, *, imports: bool = True) -> str:
         """All tools as Python stubs, each structured type defined once, before its first use."""
-        return _StubWriter().render(self, imports=imports)
+        return stubs.render_stubs(self, imports=imports)
 
     def specs(self) -> list[dict[str, Any]]:
         """``{"name", "description", "input_schema"}`` per tool, for direct tool calling."""
         return [t.spec() for t in self]
 
-    def _available(self) -> str:
-        return ", ".join(self._tools) or "(none)"
+    def _unknown(self, name: str) -> str:
+        return f"unknown tool {name!r}; available tools: {', '.join(self._tools) or '(none)'}"
