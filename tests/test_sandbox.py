@@ -202,7 +202,7 @@ async def test_timeout_reports_completed_calls_and_recovers(
     sandbox: LocalSandbox, session: LocalSession, tools: RecordingTools
 ) -> None:
     code = "await echo('side effect')\nawait hang()\n"
-    result = await session.execute(code, tools, limits=Limits(timeout_s=1))
+    result = await session.execute(code, tools, timeout_s=1)
     assert result.error is not None and result.error.kind == "timeout"
     assert [(c.tool, c.outcome) for c in result.tool_calls] == [
         ("echo", "ok"),
@@ -213,7 +213,7 @@ async def test_timeout_reports_completed_calls_and_recovers(
 
 
 async def test_infinite_loop_is_killed(sandbox: LocalSandbox, session: LocalSession) -> None:
-    result = await session.execute("while True:\n    pass\n", limits=Limits(timeout_s=1))
+    result = await session.execute("while True:\n    pass\n", timeout_s=1)
     assert result.error is not None and result.error.kind == "timeout"
     restarted = await session.execute("print('back')")
     assert restarted.stdout == "back\n"
@@ -222,7 +222,7 @@ async def test_infinite_loop_is_killed(sandbox: LocalSandbox, session: LocalSess
 
 
 async def test_output_cap_marks_truncation(session: LocalSession) -> None:
-    result = await session.execute("print('x' * 100_000)", limits=Limits(output_bytes=1000))
+    result = await session.execute("print('x' * 100_000)", output_bytes=1000)
     assert result.ok
     assert result.stdout_truncated
     assert result.stdout.startswith("x" * 1000)

@@ -155,7 +155,12 @@ class _CodeSession:
             if self._session is None:
                 self._session = await self._open()
             try:
-                return await self._session.execute(code, tools, limits=self._limits)
+                return await self._session.execute(
+                    code,
+                    tools,
+                    timeout_s=self._limits.timeout_s if self._limits else None,
+                    output_bytes=self._limits.output_bytes if self._limits else None,
+                )
             except SandboxError as exc:
                 dead, self._session = self._session, None
                 await _close_quietly(dead)
@@ -189,8 +194,8 @@ class Agent:
         self,
         model: Model | str,
         tools: Toolbox | Iterable[Any],
-        *,
         sandbox: Sandbox | None = None,
+        *,
         mode: Mode = "ptc",
         max_turns: int = 40,
         limits: Limits | None = None,

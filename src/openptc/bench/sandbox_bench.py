@@ -72,15 +72,6 @@ async def _timed(action: Callable[[], Awaitable[Any]]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-async def bare_spawn_ms(interpreter: Interpreter) -> float:
-    process = await asyncio.create_subprocess_exec(
-        interpreter.executable, "-I", "-S", "-c", "import asyncio, json", env={}
-    )
-    started = time.perf_counter()
-    await process.wait()
-    return (time.perf_counter() - started) * 1000
-
-
 async def cold_start(rounds: int, progress: Progress) -> Figure:
     """Start of a new sandbox, isolation included, vs a bare interpreter importing asyncio."""
     interpreter = Interpreter.current()

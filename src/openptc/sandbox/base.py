@@ -29,15 +29,22 @@ class Limits:
     open_files: int = 256
     disk_mb: int = 64
 
-    def lowered_by(self, requested: Limits | None) -> Limits:
-        """Per-request limits may only lower the configured ones, never raise them."""
-        if requested is None:
-            return self
-        values = {
-            f.name: min(getattr(self, f.name), getattr(requested, f.name))
-            for f in dataclasses.fields(self)
-        }
-        return Limits(**values)
+    def for_execution(
+        self, timeout_s: float | None = None, output_bytes: int | None = None
+    ) -> Limits:
+        """The limits of one execution: a request may only lower the configured ones.
+
+        Only the wall clock and the output cap can change per execution; memory, CPU, files and
+        processes are enforced by the kernel for the interpreter's lifetime, so they are set
+        once, on the sandbox.
+        """
+        return dataclasses.replace(
+            self,
+            timeout_s=self.timeout_s if timeout_s is None else min(self.timeout_s, timeout_s),
+            output_bytes=(
+                self.output_bytes if output_bytes is None else min(self.output_bytes, output_bytes)
+            ),
+        )
 
 
 IsolationLevel = Literal["bubblewrap", "process"]
@@ -64,6 +71,9 @@ class Isolation:
         return text
 
 
+CallOutcome = Literal["ok", "error", "cancelled"]
+
+
 @dataclass(frozen=True)
 class ToolCallRecord:
     """One tool call the program made: after a failure this says which side effects happened."""
@@ -71,7 +81,7 @@ class ToolCallRecord:
     call_id: int
     tool: str
     arguments: dict[str, Any]
-    outcome: Literal["ok", "error", "cancelled"]
+    outcome: CallOutcome
     error: str | None
     duration_ms: float
 
@@ -82,7 +92,6 @@ ErrorKind = Literal[
     "timeout",
     "memory",
     "cpu",
-    "output",
     "crashed",
     "bridge",
 ]
@@ -130,11 +139,23 @@ class Execution:
         if self.error is not None:
             parts.append("[error]\n" + self.error.render().rstrip("\n"))
             if self.tool_calls:
-                done = ", ".join(f"{c.tool}#{c.call_id}:{c.outcome}" for c in self.tool_calls)
-                parts.append(f"[tool calls that ran before the error] {done}")
+                parts.append(f"[tool calls that ran before the error] {self.call_summary()}")
         if not parts:
             parts.append("(the program printed nothing; use print() to return results)")
         return "\n".join(parts)
+
+    def call_summary(self, itemize: int = 10) -> str:
+        """Which calls ran and how they ended: each one when few, counts per tool when many."""
+        if len(self.tool_calls) <= itemize:
+            return ", ".join(f"{c.tool}#{c.call_id}:{c.outcome}" for c in self.tool_calls)
+        counts: dict[str, dict[str, int]] = {}
+        for call in self.tool_calls:
+            per_tool = counts.setdefault(call.tool, {})
+            per_tool[call.outcome] = per_tool.get(call.outcome, 0) + 1
+        return "; ".join(
+            f"{tool}: " + ", ".join(f"{n} {outcome}" for outcome, n in outcomes.items())
+            for tool, outcomes in counts.items()
+        )
 
 
 @dataclass(frozen=True)
@@ -187,7 +208,12 @@ class Session(Protocol):
     def closed(self) -> bool: ...
 
     async def execute(
-        self, code: str, tools: ToolHost | None = None, *, limits: Limits | None = None
+        self,
+        code: str,
+        tools: ToolHost | None = None,
+        *,
+        timeout_s: float | None = None,
+        output_bytes: int | None = None,
     ) -> Execution: ...
 
     async def close(self) -> None: ...

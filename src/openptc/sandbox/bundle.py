@@ -41,6 +41,7 @@ def build_bundle() -> RuntimeBundle:
     py_compile.compile(
         str(source),
         cfile=str(target),
+        dfile="<openptc runtime>",  # tracebacks must not show host paths
         doraise=True,
         invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
     )

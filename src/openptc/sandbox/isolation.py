@@ -42,18 +42,6 @@ class Interpreter:
         return cls(executable=executable, prefix=os.path.realpath(sys.base_prefix))
 
 
-@dataclass(frozen=True)
-class LaunchPlan:
-    """Everything needed to spawn one sandbox process."""
-
-    argv: tuple[str, ...]
-    env: dict[str, str]
-    cwd: str | None
-    uid: int | None
-    pass_fds: tuple[int, ...]
-    isolation: Isolation
-
-
 def sandbox_env() -> dict[str, str]:
     """The whole environment of a sandbox: nothing inherited, so no host secret leaks in."""
     return {
@@ -186,6 +174,7 @@ def choose_isolation(mode: IsolationMode, interpreter: Interpreter) -> Isolation
         if mode == "bubblewrap":
             raise RuntimeError("bubblewrap isolation was required but " + "; ".join(warnings))
     warnings.append("network, file system and other processes are reachable from the program")
+    warnings.append("a process that calls setsid() escapes the kill at timeout")
     if os.geteuid() == 0:
         warnings.append("runs as root: process limit not enforced")
     return IsolationChoice(Isolation("process", warnings=tuple(warnings)), None, privileged=False)

@@ -66,9 +66,17 @@ class LocalSession:
         return self._lock.locked()
 
     async def execute(
-        self, code: str, tools: ToolHost | None = None, *, limits: Limits | None = None
+        self,
+        code: str,
+        tools: ToolHost | None = None,
+        *,
+        timeout_s: float | None = None,
+        output_bytes: int | None = None,
     ) -> Execution:
-        """Run ``code``; only its output, error and tool-call log come back."""
+        """Run ``code``; only its output, error and tool-call log come back.
+
+        ``timeout_s`` and ``output_bytes`` may lower the sandbox's limits for this run only.
+        """
         async with self._lock:
             if self._closed:
                 raise SessionClosed(f"session {self._id} is closed; open a new session")
@@ -77,7 +85,7 @@ class LocalSession:
                 await self._worker.kill()
                 self._worker = await self._sandbox._take_worker()
                 notices = (RESTART_NOTICE,)
-            effective = self._sandbox.limits.lowered_by(limits)
+            effective = self._sandbox.limits.for_execution(timeout_s, output_bytes)
             try:
                 result = await self._worker.execute(code, tools, effective)
             finally:

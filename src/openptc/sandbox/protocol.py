@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from openptc.sandbox.base import (
+    ErrorKind,
     ExecutionError,
     Limits,
     ToolCallError,
@@ -19,6 +20,10 @@ from openptc.sandbox.base import (
 
 # A single bridge line larger than this means a hostile or broken runtime: the sandbox is stopped.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+# The error kinds the runtime itself reports; the host adds timeout, crashed and bridge.
+RUNTIME_ERROR_KINDS = frozenset({"syntax", "exception", "memory", "cpu"})
 
 
 class BridgeError(Exception):
@@ -105,9 +110,7 @@ def parse_error(raw: Any) -> ExecutionError | None:
         return None
     if not isinstance(raw, dict):
         raise BridgeError("malformed error in done message")
-    kind = raw.get("kind", "exception")
-    if kind not in ("syntax", "exception", "memory", "cpu"):
-        kind = "exception"
+    kind: ErrorKind = raw["kind"] if raw.get("kind") in RUNTIME_ERROR_KINDS else "exception"
     line = raw.get("line")
     return ExecutionError(
         kind=kind,

@@ -26,6 +26,7 @@ sys.modules["ssl"] = None  # type: ignore[assignment]
 import ast  # noqa: E402
 import asyncio  # noqa: E402
 import builtins  # noqa: E402
+import collections  # noqa: E402
 import contextlib  # noqa: E402
 import inspect  # noqa: E402
 import io  # noqa: E402
@@ -129,8 +130,18 @@ class AsyncioRunRewriter(ast.NodeTransformer):
     """Turn top-level ``asyncio.run(main())`` into ``await main()``.
 
     The program already runs inside an event loop, where ``asyncio.run`` would refuse to start.
-    Only module-level statements are rewritten; function bodies are left alone.
+    Covers ``asyncio.run(x, debug=...)``, ``run(x)`` after ``from asyncio import run`` and
+    ``loop.run_until_complete(x)``. Only module-level code is rewritten, not function bodies.
     """
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.run_names = {
+            alias.asname or alias.name
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom) and node.module == "asyncio"
+            for alias in node.names
+            if alias.name == "run"
+        }
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         return node
@@ -147,11 +158,16 @@ class AsyncioRunRewriter(ast.NodeTransformer):
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
         func = node.func
-        is_run = isinstance(func, ast.Attribute) and (
-            (func.attr == "run" and isinstance(func.value, ast.Name) and func.value.id == "asyncio")
-            or func.attr == "run_until_complete"
+        asyncio_run = (
+            isinstance(func, ast.Attribute)
+            and func.attr == "run"
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "asyncio"
         )
-        if is_run and len(node.args) == 1 and not node.keywords:
+        loop_run = isinstance(func, ast.Attribute) and func.attr == "run_until_complete"
+        imported_run = isinstance(func, ast.Name) and func.id in self.run_names
+        is_run = asyncio_run or loop_run or imported_run
+        if is_run and len(node.args) == 1:
             return ast.copy_location(ast.Await(value=node.args[0]), node)
         return node
 
@@ -196,6 +212,16 @@ def encode_arguments(name: str, arguments: dict[str, Any]) -> str:
     raise TypeError(f"{name}(): arguments are not JSON-serializable")
 
 
+def program_frames(tb: Any, keep: int = 40) -> list[tuple[Any, int]]:
+    """The last ``keep`` frames of the program's own code (a deep recursion has a million)."""
+    tail: collections.deque[tuple[Any, int]] = collections.deque(maxlen=keep)
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.startswith(PROGRAM_PREFIX):
+            tail.append((tb.tb_frame, tb.tb_lineno))
+        tb = tb.tb_next
+    return list(tail)
+
+
 class Runtime:
     """One interpreter's worth of state: the program namespace, pending calls, the bridge."""
 
@@ -210,6 +236,8 @@ class Runtime:
             "ToolArgumentError": ToolArgumentError,
             "asyncio": asyncio,
             "json": json,
+            "exit": sys.exit,  # normally added by the site module, which -S skips
+            "quit": sys.exit,
         }
         self.installed_tools: set[str] = set()
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -316,7 +344,10 @@ class Runtime:
         self.send({"type": "ready", "pid": os.getpid(), "python": sys.version.split()[0]})
         while True:
             message = await self.queue.get()
-            self.send(await self.execute(message))
+            done = await self.execute(message)
+            self.send(done)
+            if done["error"] and done["error"]["kind"] == "cpu":
+                os._exit(0)  # the CPU budget is spent: the host starts a fresh interpreter
 
     async def execute(self, message: dict[str, Any]) -> dict[str, Any]:
         self.executions += 1
@@ -333,7 +364,9 @@ class Runtime:
             error = await self.run_program(message["code"], filename)
         finally:
             sys.stdout, sys.stderr = real_out, real_err
-        notices = self.cancel_leftovers(before) + self.unawaited_calls()
+        if os.getpid() != self.pid:
+            os._exit(0)  # a forked child that ran on to the end of the program: nothing to report
+        notices = await self.cancel_leftovers(before) + self.unawaited_calls()
         self.flush_calls()
         return {
             "type": "done",
@@ -347,7 +380,8 @@ class Runtime:
 
     async def run_program(self, code: str, filename: str) -> dict[str, Any] | None:
         try:
-            tree = AsyncioRunRewriter().visit(ast.parse(code, filename))
+            parsed = ast.parse(code, filename)
+            tree = AsyncioRunRewriter(parsed).visit(parsed)
             ast.fix_missing_locations(tree)
             compiled = compile(tree, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         except SyntaxError as exc:
@@ -383,16 +417,8 @@ class Runtime:
 
     def describe(self, exc: BaseException, kind: str) -> dict[str, Any]:
         """A traceback trimmed to the program's own lines, then the exception."""
-        frames = [
-            f
-            for f in traceback.extract_tb(exc.__traceback__)
-            if f.filename.startswith(PROGRAM_PREFIX)
-        ]
-        lines = (
-            ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
-            if frames
-            else []
-        )
+        frames = traceback.StackSummary.extract(program_frames(exc.__traceback__))
+        lines = ["Traceback (most recent call last):\n", *frames.format()] if frames else []
         lines += traceback.format_exception_only(type(exc), exc)
         message = str(exc)
         if kind == "memory":
@@ -406,7 +432,7 @@ class Runtime:
             "line": frames[-1].lineno if frames else None,
         }
 
-    def cancel_leftovers(self, before: set[asyncio.Task[Any]]) -> list[str]:
+    async def cancel_leftovers(self, before: set[asyncio.Task[Any]]) -> list[str]:
         """Tasks the program started but never awaited die with the execution."""
         current = asyncio.current_task()
         leftovers = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
@@ -414,22 +440,28 @@ class Runtime:
             task.cancel()
         if not leftovers:
             return []
+        await asyncio.wait(leftovers, timeout=1.0)  # let them unwind before the next program
         return [
             f"{len(leftovers)} background task(s) were still running when the program "
             "ended and were cancelled"
         ]
 
     def unawaited_calls(self) -> list[str]:
-        notices = []
+        """Tool calls made without ``await``: they never ran. One notice per tool."""
+        missed: dict[str, list[int | None]] = {}
         for coroutine, name, line in self.created:
             if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
-                where = f" on line {line}" if line else ""
-                notices.append(
-                    f"{name}(...){where} was called without `await`, so the tool never ran; "
-                    f"write `await {name}(...)` (or pass the calls to asyncio.gather)"
-                )
+                missed.setdefault(name, []).append(line)
                 coroutine.close()
         self.created = []
+        notices = []
+        for name, lines in missed.items():
+            where = f" on line {lines[0]}" if lines[0] else ""
+            times = f" ({len(lines)} calls)" if len(lines) > 1 else ""
+            notices.append(
+                f"{name}(...){where} was called without `await`{times}, so the tool never ran; "
+                f"write `await {name}(...)` (or pass the calls to asyncio.gather)"
+            )
         return notices
 
 
@@ -463,7 +495,10 @@ class CpuLimitExceeded(BaseException):
 
 
 def on_cpu_limit(signum: int, frame: Any) -> None:
-    raise CpuLimitExceeded("the session used up its CPU time budget; the sandbox will be stopped")
+    raise CpuLimitExceeded(
+        "the session used up its CPU time budget; the interpreter is stopped and the next "
+        "run starts a fresh one (variables are lost)"
+    )
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from openptc.sandbox import protocol
 from openptc.sandbox.base import (
+    CallOutcome,
     ErrorKind,
     Execution,
     ExecutionError,
@@ -124,6 +125,7 @@ class Worker:
         self.limits = limits
         self._workdir = workdir
         self._writer: asyncio.WriteTransport | None = None
+        self._reader: asyncio.BaseTransport | None = None
         self._stray = _StrayOutput()
         self._ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._closed = asyncio.get_running_loop().create_future()
@@ -134,7 +136,9 @@ class Worker:
     async def _connect(self, from_child: int, to_child: int, stray: int) -> None:
         """Attach the bridge and the stray-output pipe to the event loop."""
         loop = asyncio.get_running_loop()
-        await loop.connect_read_pipe(lambda: _BridgeReader(self), _pipe(from_child, "rb"))
+        self._reader, _ = await loop.connect_read_pipe(
+            lambda: _BridgeReader(self), _pipe(from_child, "rb")
+        )
         self._writer, _ = await loop.connect_write_pipe(asyncio.Protocol, _pipe(to_child, "wb"))
         await loop.connect_read_pipe(lambda: self._stray, _pipe(stray, "rb"))
 
@@ -224,7 +228,9 @@ class Worker:
             self._writer.close()
         self._mark_dead("the sandbox was stopped")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._closed), 5)
+            await asyncio.wait_for(asyncio.shield(self._closed), 0.5)
+        if self._reader is not None:  # an escaped grandchild may still hold the pipe open
+            self._reader.close()
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
 
@@ -269,7 +275,7 @@ class Worker:
     ) -> None:
         """Run one tool on the host and send its result; nothing a tool does crashes the host."""
         started = time.perf_counter()
-        outcome: str = "ok"
+        outcome: CallOutcome = "ok"
         error: str | None = None
         try:
             try:
@@ -280,21 +286,29 @@ class Worker:
             except ToolCallError as exc:
                 outcome, error = "error", str(exc)
                 data = protocol.tool_error_message(call_id, exc)
-            except Exception as exc:
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                raise
+            except BaseException as exc:  # SystemExit from a tool must not stop the host
                 outcome, error = "error", f"{type(exc).__name__}: {exc}"
                 data = protocol.tool_error_message(call_id, ToolCallError(error))
             if self._writer is not None and not self._writer.is_closing():
                 self._writer.write(data)
         except asyncio.CancelledError:
-            outcome, error = "cancelled", "the program ended before the tool finished"
-            raise
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                outcome, error = "cancelled", "the program ended before the tool finished"
+                raise
+            # The tool itself raised CancelledError: an error like any other for the program.
+            outcome, error = "error", "CancelledError: the tool was cancelled"
+            if self._writer is not None and not self._writer.is_closing():
+                self._writer.write(protocol.tool_error_message(call_id, ToolCallError(error)))
         finally:
             running.records.append(
                 ToolCallRecord(
                     call_id=call_id,
                     tool=tool,
                     arguments=args,
-                    outcome=outcome,  # type: ignore[arg-type]
+                    outcome=outcome,
                     error=error,
                     duration_ms=(time.perf_counter() - started) * 1000,
                 )
