@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -105,7 +104,7 @@ import asyncio, json
 
 async def main():
     value = await echo(value='{"n": 3}')
-    print(json.loads(json.loads(value))["n"] if False else json.loads(value)["n"])
+    print(json.loads(value)["n"])
     print(json.loads(await echo(value=[1, 2])))
 
 if __name__ == "__main__":
@@ -116,20 +115,76 @@ if __name__ == "__main__":
     assert result.stdout == "3\n[1, 2]\n"
 
 
-async def test_gather_of_100_returns_in_call_order(
-    session: LocalSession, tools: RecordingTools
-) -> None:
-    delays = [random.Random(7).uniform(0, 0.05) for _ in range(100)]
-    code = f"""
-delays = {delays!r}
-results = await asyncio.gather(*[delayed(value=i, delay=d) for i, d in enumerate(delays)])
-print(results == list(range(100)))
+class ReverseOrderTools:
+    """Holds every call until all ``expected`` are in flight, then answers them last-first.
+
+    Proves that calls really are concurrent (all in flight at once, no timing involved) and that
+    ``asyncio.gather`` still returns results in call order when they arrive in reverse.
+    """
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.answered: list[int] = []
+        self.all_arrived = asyncio.Event()
+        self.turns: dict[int, asyncio.Event] = {}
+
+    def signatures(self) -> Sequence[ToolSignature]:
+        return [ToolSignature("item", ("index",))]
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> Any:
+        index = arguments["index"]
+        self.turns[index] = asyncio.Event()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if self.in_flight == self.expected:
+            self.all_arrived.set()
+            self.turns[self.expected - 1].set()
+        await self.all_arrived.wait()
+        await self.turns[index].wait()
+        self.answered.append(index)
+        self.in_flight -= 1
+        if index > 0:
+            self.turns[index - 1].set()
+        return index * 10
+
+
+async def test_gather_of_100_all_in_flight_results_in_call_order(session: LocalSession) -> None:
+    tools = ReverseOrderTools(100)
+    code = """
+results = await asyncio.gather(*[item(index=i) for i in range(100)])
+print(results == [i * 10 for i in range(100)])
 """
     result = await session.execute(code, tools)
     assert result.stdout == "True\n", result
-    assert len(result.tool_calls) == 100
-    finish_order = [name_args[1]["value"] for name_args in tools.calls]
-    assert sorted(finish_order) == list(range(100))
+    assert tools.max_in_flight == 100
+    assert tools.answered == list(range(99, -1, -1))
+    assert [c.call_id for c in result.tool_calls] == list(range(1, 101))
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        "asyncio.run(main(), debug=False)",
+        "from asyncio import run\nrun(main())",
+        "asyncio.get_event_loop().run_until_complete(main())",
+    ],
+)
+async def test_other_ways_of_running_main(
+    session: LocalSession, tools: RecordingTools, ending: str
+) -> None:
+    code = f"import asyncio\nasync def main():\n    print(await echo(7))\n{ending}\n"
+    result = await session.execute(code, tools)
+    assert result.ok, result
+    assert result.stdout == "7\n"
+    assert result.stderr == ""
+
+
+async def test_exit_ends_the_program_quietly(session: LocalSession) -> None:
+    result = await session.execute("print('before')\nexit()\nprint('after')")
+    assert result.ok, result
+    assert result.stdout == "before\n"
 
 
 async def test_tool_error_caught_by_the_program(
@@ -157,31 +212,37 @@ async def test_uncaught_tool_error_trims_the_traceback(
     assert "RuntimeError: bug inside the tool" in result.error.message
     assert 'File "<program>", line 2' in result.error.traceback
     assert "runtime" not in result.error.traceback  # only the program's own frames
+    assert "/root" not in result.error.traceback and "/work" not in result.error.traceback
 
 
-async def test_syntax_error_names_the_line(session: LocalSession) -> None:
+async def test_syntax_error_names_the_line(sandbox: LocalSandbox, session: LocalSession) -> None:
     result = await session.execute("x = 1\nif x ==\n    print(x)\n")
     assert result.error is not None
     assert result.error.kind == "syntax"
     assert result.error.line == 2
     assert "line 2" in result.error.message
+    await assert_healthy(sandbox, session)
 
 
-async def test_never_awaited_call_is_reported(session: LocalSession, tools: RecordingTools) -> None:
+async def test_never_awaited_call_is_reported(
+    sandbox: LocalSandbox, session: LocalSession, tools: RecordingTools
+) -> None:
     result = await session.execute("echo(1)\nprint('done')\n", tools)
     assert result.ok
     assert tools.calls == []
     assert any("echo(...) on line 1" in n and "without `await`" in n for n in result.notices)
     assert "without `await`" in result.to_model_text()
+    await assert_healthy(sandbox, session)
 
 
 async def test_non_json_argument_names_tool_and_argument(
-    session: LocalSession, tools: RecordingTools
+    sandbox: LocalSandbox, session: LocalSession, tools: RecordingTools
 ) -> None:
     result = await session.execute("import datetime\nawait echo(datetime.date.today())", tools)
     assert result.error is not None
     assert "echo(): argument 'value' is not JSON-serializable (got date)" in result.error.message
     assert tools.calls == []
+    await assert_healthy(sandbox, session)
 
 
 async def test_non_json_tool_result_becomes_an_error(
@@ -221,13 +282,14 @@ async def test_infinite_loop_is_killed(sandbox: LocalSandbox, session: LocalSess
     await assert_healthy(sandbox, session)
 
 
-async def test_output_cap_marks_truncation(session: LocalSession) -> None:
+async def test_output_cap_marks_truncation(sandbox: LocalSandbox, session: LocalSession) -> None:
     result = await session.execute("print('x' * 100_000)", output_bytes=1000)
     assert result.ok
     assert result.stdout_truncated
     assert result.stdout.startswith("x" * 1000)
     assert "[output truncated: " in result.stdout
     assert len(result.stdout) < 1200
+    await assert_healthy(sandbox, session)
 
 
 async def test_memory_limit_is_reported(sandbox: LocalSandbox, session: LocalSession) -> None:
@@ -389,3 +451,104 @@ async def test_every_result_reports_isolation(session: LocalSession) -> None:
     result = await session.execute("pass")
     assert result.isolation.level in ("bubblewrap", "process")
     assert result.isolation.describe()
+
+
+async def test_stderr_is_capped_too(session: LocalSession) -> None:
+    result = await session.execute("import sys\nsys.stderr.write('e' * 50_000)", output_bytes=500)
+    assert result.ok
+    assert result.stderr.startswith("e" * 500)
+    assert "[output truncated: " in result.stderr
+
+
+async def test_a_tool_removed_between_executions_is_gone(
+    session: LocalSession, tools: RecordingTools
+) -> None:
+    first = await session.execute("print(await echo(1))", tools)
+    assert first.stdout == "1\n"
+    second = await session.execute("await echo(1)")
+    assert second.error is not None and second.error.type == "NameError"
+
+
+class HostileTools(RecordingTools):
+    """Tools that raise what a well-behaved tool never should."""
+
+    def signatures(self) -> Sequence[ToolSignature]:
+        return [ToolSignature("exits", ()), ToolSignature("cancels", ())]
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> Any:
+        if name == "exits":
+            raise SystemExit(2)
+        raise asyncio.CancelledError()
+
+
+async def test_tools_raising_base_exceptions_do_not_stop_the_host(
+    sandbox: LocalSandbox, session: LocalSession
+) -> None:
+    code = """
+for tool in (exits, cancels):
+    try:
+        await tool()
+    except ToolError as exc:
+        print(type(exc).__name__, exc)
+"""
+    result = await session.execute(code, HostileTools(), timeout_s=5)
+    assert result.ok, result
+    assert (
+        result.stdout
+        == "ToolError SystemExit: 2\nToolError CancelledError: the tool was cancelled\n"
+    )
+    await assert_healthy(sandbox, session)
+
+
+async def test_forked_child_never_speaks_for_the_program(
+    sandbox: LocalSandbox, session: LocalSession
+) -> None:
+    code = "import os\npid = os.fork()\nprint('child' if pid == 0 else 'parent')\n"
+    result = await session.execute(code)
+    assert result.ok, result
+    assert result.stdout == "parent\n"
+    later = await session.execute("print('next')")
+    assert later.stdout == "next\n" and later.stderr == ""
+    await assert_healthy(sandbox, session)
+
+
+async def test_unawaited_task_is_cancelled_cleanly(
+    session: LocalSession, tools: RecordingTools
+) -> None:
+    result = await session.execute("asyncio.create_task(delayed(1, 5))\nprint('end')", tools)
+    assert result.stdout == "end\n"
+    assert any("cancelled" in n for n in result.notices)
+    assert not any("without `await`" in n for n in result.notices)
+    later = await session.execute("print('next')")
+    assert later.stderr == "" and later.stdout == "next\n"
+
+
+async def test_deep_recursion_traceback_is_short(session: LocalSession) -> None:
+    code = "import sys\nsys.setrecursionlimit(100_000)\ndef f(n):\n    return f(n + 1)\nf(0)\n"
+    result = await session.execute(code)
+    assert result.error is not None and result.error.type == "RecursionError"
+    assert result.error.traceback.count("\n") < 60
+    assert "Previous line repeated" in result.error.traceback
+
+
+async def test_error_text_stays_bounded_with_many_calls(
+    session: LocalSession, tools: RecordingTools
+) -> None:
+    code = "await asyncio.gather(*[echo(i) for i in range(500)])\nraise ValueError('late')"
+    result = await session.execute(code, tools)
+    assert result.error is not None and len(result.tool_calls) == 500
+    text = result.to_model_text()
+    assert "echo: 500 ok" in text
+    assert len(text) < 1000
+
+
+async def test_cpu_budget_stops_the_interpreter() -> None:
+    async with LocalSandbox(Limits(cpu_s=1, timeout_s=20), pool_size=0) as sandbox:
+        session = await sandbox.open_session()
+        await session.execute("x = 42")
+        result = await session.execute("while True:\n    pass\n")
+        assert result.error is not None and result.error.kind == "cpu", result
+        assert "CPU time budget" in result.error.message
+        after = await session.execute("print('x' in globals())")
+        assert after.stdout == "False\n"
+        assert any("restarted" in n for n in after.notices)

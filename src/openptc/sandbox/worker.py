@@ -335,6 +335,8 @@ class Worker:
         try:
             done = await asyncio.wait_for(asyncio.shield(running.done), limits.timeout_s)
             error = protocol.parse_error(done.get("error"))
+            if error is not None and error.kind == "cpu":
+                await self.kill()  # the runtime exits on its own; do not race it
         except TimeoutError:
             await self.kill()
             error = ExecutionError(
