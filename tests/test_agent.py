@@ -58,9 +58,13 @@ async def test_expense_audit_ptc_vs_direct(sandbox: LocalSandbox) -> None:
         ScriptedModel(brains.expense_audit_brain), tools, mode="direct", max_turns=80
     ).run(expense.QUESTION)
 
+    expected = expense.expected_overspenders(expense.default_data())
     for result in (ptc, direct):
         assert result.stop == "answered"
         assert expense.is_correct(result.answer), result.answer
+        for over in expected:  # the exact amounts, computed from the tables, not the tools
+            assert f"{over.spent_usd:,.2f}" in result.answer
+            assert f"{over.budget_usd:,.2f}" in result.answer
         assert result.usage.tokens_counted == "tiktoken"
         assert "scripted" in result.model_label
         assert result.usage.tool_calls == 1 + 2 * len(expense.default_data().team("engineering"))
