@@ -123,11 +123,11 @@ class ModelResponse:
 
     @property
     def text(self) -> str:
-        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+        return self.to_message().text
 
     @property
     def tool_uses(self) -> tuple[ToolUseBlock, ...]:
-        return tuple(b for b in self.content if isinstance(b, ToolUseBlock))
+        return self.to_message().tool_uses
 
     def to_message(self) -> Message:
         return Message("assistant", self.content)
