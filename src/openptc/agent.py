@@ -142,7 +142,9 @@ class _CodeSession:
         if self._sandbox is None:
             from openptc.sandbox.local import LocalSandbox  # only modes with code need it
 
-            self._sandbox = await self._stack.enter_async_context(LocalSandbox(limits=self._limits))
+            # One session per run: a warm pool would only start interpreters nobody uses.
+            sandbox = LocalSandbox(limits=self._limits, pool_size=0)
+            self._sandbox = await self._stack.enter_async_context(sandbox)
         return await self._sandbox.open_session()
 
     async def execute(self, code: str, tools: Toolbox) -> Execution | SandboxError:
