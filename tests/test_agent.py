@@ -163,7 +163,7 @@ class _PausingModel:
     def label(self) -> str:
         return self._inner.label
 
-    async def generate(self, request: ModelRequest) -> ModelResponse:
+    async def generate(self, request: ModelRequest, *, on_text: Any = None) -> ModelResponse:
         self._calls += 1
         if self._calls == 2:
             await asyncio.sleep(self._pause_s)
@@ -291,7 +291,7 @@ class _BillingModel:
     name = "billing-test"
     label = "test model with provider usage"
 
-    async def generate(self, request: ModelRequest) -> ModelResponse:
+    async def generate(self, request: ModelRequest, *, on_text: Any = None) -> ModelResponse:
         return ModelResponse((TextBlock("ok"),), "end_turn", ModelUsage(100, 7, 20, 3), self.name)
 
 

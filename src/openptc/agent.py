@@ -21,6 +21,7 @@ from openptc.models.base import (
     Model,
     ModelRequest,
     ModelResponse,
+    TextSink,
     ToolResultBlock,
     ToolSpec,
     ToolUseBlock,
@@ -235,12 +236,12 @@ class Agent:
         """What the model may call as a tool use, in the order it is offered."""
         return tuple(s.name for s in self.tool_specs)
 
-    async def run(self, prompt: str) -> RunResult:
+    async def run(self, prompt: str, *, on_text: TextSink | None = None) -> RunResult:
         """Run the loop for one prompt; the sandbox session lives exactly as long as the run."""
         ledger = _Ledger()
         code = _CodeSession(self.sandbox, self.limits)
         try:
-            answer, stop, transcript = await self._loop(prompt, ledger, code)
+            answer, stop, transcript = await self._loop(prompt, ledger, code, on_text)
         finally:
             await code.close()
         return RunResult(
@@ -255,14 +256,14 @@ class Agent:
         )
 
     async def _loop(
-        self, prompt: str, ledger: _Ledger, code: _CodeSession
+        self, prompt: str, ledger: _Ledger, code: _CodeSession, on_text: TextSink | None
     ) -> tuple[str, StopKind, tuple[Message, ...]]:
         messages: list[Message] = [Message.user(prompt)]
         counter = _InputCounter(self.system, self.tool_specs)
 
         for _ in range(self.max_turns):
             request = ModelRequest(self.system, tuple(messages), self.tool_specs, self.max_tokens)
-            response = await self.model.generate(request)
+            response = await self.model.generate(request, on_text=on_text)
             self._account(ledger, request, response, counter)
             messages.append(response.to_message())
 
@@ -323,6 +324,12 @@ class Agent:
     async def _answer(
         self, use: ToolUseBlock, ledger: _Ledger, code: _CodeSession
     ) -> ToolResultBlock:
+        if use.input_error is not None:
+            message = (
+                f"The arguments of your call to {use.name!r} are not a valid JSON object "
+                f"({use.input_error}). Call the tool again with a JSON object."
+            )
+            return ToolResultBlock(use.id, message, is_error=True)
         if use.name == CODE_TOOL_NAME and self.mode != "direct":
             return await self._run_program(use, ledger, code)
         if use.name in self._direct_names:

@@ -6,13 +6,13 @@ from these types, so the agent loop never sees a provider's shape.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from openptc.models.errors import ModelError
 
-class ModelError(Exception):
-    """A model could not produce a response (provider error, exhausted script, bad output)."""
+__all__ = ["ModelError"]  # re-exported: it lived here first
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,11 @@ class ToolUseBlock:
     id: str
     name: str
     input: dict[str, Any] = field(default_factory=dict)
+    # When the provider sent arguments that are not a JSON object: the raw text (re-sent
+    # verbatim in later requests) and what was wrong. The agent answers such a call with an
+    # error so the model can try again; ``input`` is then empty.
+    raw_input: str | None = None
+    input_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,9 +138,17 @@ class ModelResponse:
         return Message("assistant", self.content)
 
 
+TextSink = Callable[[str], None]
+"""Receives pieces of the model's text as they arrive, when the provider streams."""
+
+
 @runtime_checkable
 class Model(Protocol):
-    """A chat model with tool use. ``label`` tells a human what is really answering."""
+    """A chat model with tool use. ``label`` tells a human what is really answering.
+
+    With ``on_text`` a model that can stream does, handing over text as it arrives; the
+    complete response is returned either way.
+    """
 
     @property
     def name(self) -> str: ...
@@ -143,4 +156,6 @@ class Model(Protocol):
     @property
     def label(self) -> str: ...
 
-    async def generate(self, request: ModelRequest) -> ModelResponse: ...
+    async def generate(
+        self, request: ModelRequest, *, on_text: TextSink | None = None
+    ) -> ModelResponse: ...

@@ -18,6 +18,7 @@ from openptc.models.base import (
     ModelResponse,
     StopReason,
     TextBlock,
+    TextSink,
     ToolUseBlock,
 )
 
@@ -79,9 +80,14 @@ class ScriptedModel:
         """Every request this model received, for tests that check what the agent sent."""
         return tuple(self._requests)
 
-    async def generate(self, request: ModelRequest) -> ModelResponse:
+    async def generate(
+        self, request: ModelRequest, *, on_text: TextSink | None = None
+    ) -> ModelResponse:
         self._requests.append(request)
-        return _to_response(self._policy(request), self._name)
+        response = _to_response(self._policy(request), self._name)
+        if on_text is not None and response.text:
+            on_text(response.text)  # a script has no stream: the whole text at once
+        return response
 
     def __repr__(self) -> str:
         return f"ScriptedModel(name={self._name!r})"

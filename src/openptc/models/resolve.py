@@ -1,0 +1,127 @@
+"""Model strings: ``"<provider>:<model>"``, optionally ``"...@<base_url>"``, to a ``Model``.
+
+A plain mapping from prefix to constructor — adding a provider is one line. Provider SDKs are
+imported only when their prefix is used, so ``openptc`` works without any of them installed.
+
+    anthropic:claude-sonnet-4-6               Anthropic Messages API (ANTHROPIC_API_KEY)
+    bedrock:anthropic.claude-sonnet-4-6-v1:0  Bedrock Converse, any Bedrock model (AWS config)
+    bedrock-invoke:anthropic.claude-...       Bedrock InvokeModel with the native Anthropic body
+    openai:gpt-4.1                            OpenAI Chat Completions (OPENAI_API_KEY)
+    openai-responses:gpt-4.1                  OpenAI Responses API
+    openai-compatible:qwen3-coder@http://host:8000/v1   any OpenAI-compatible server
+    vllm:… ollama:… litellm:… llamacpp:…      the same, at each server's default local address
+    scripted:expense-audit                    offline scripted model (demo and tests)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from openptc.models.base import Model
+
+LOCAL_SERVERS = {
+    "vllm": "http://127.0.0.1:8000/v1",
+    "ollama": "http://127.0.0.1:11434/v1",
+    "litellm": "http://127.0.0.1:4000/v1",
+    "llamacpp": "http://127.0.0.1:8080/v1",
+}
+
+
+def split_base_url(rest: str) -> tuple[str, str | None]:
+    """``"model@http://host/v1"`` -> ``("model", "http://host/v1")``; model ids may hold ':'."""
+    for marker in ("@http://", "@https://"):
+        model, sep, url = rest.partition(marker)
+        if sep:
+            return model, marker[1:] + url
+    return rest, None
+
+
+def _anthropic(model: str, base_url: str | None) -> Model:
+    from openptc.models.anthropic import AnthropicModel
+
+    return AnthropicModel(model, base_url=base_url)
+
+
+def _bedrock(model: str, base_url: str | None) -> Model:
+    from openptc.models.bedrock import BedrockConverseModel
+
+    return BedrockConverseModel(model, endpoint_url=base_url)
+
+
+def _bedrock_invoke(model: str, base_url: str | None) -> Model:
+    from openptc.models.bedrock import BedrockInvokeModel
+
+    return BedrockInvokeModel(model, endpoint_url=base_url)
+
+
+def _openai(model: str, base_url: str | None) -> Model:
+    from openptc.models.openai import OpenAIChatModel
+
+    return OpenAIChatModel(model, base_url=base_url)
+
+
+def _openai_responses(model: str, base_url: str | None) -> Model:
+    from openptc.models.openai import OpenAIResponsesModel
+
+    return OpenAIResponsesModel(model, base_url=base_url)
+
+
+def _openai_compatible(model: str, base_url: str | None) -> Model:
+    if base_url is None:
+        raise ValueError(
+            "openai-compatible needs the server's address: 'openai-compatible:<model>@<base_url>'"
+            ", e.g. 'openai-compatible:qwen3-coder@http://127.0.0.1:8000/v1'"
+        )
+    from openptc.models.openai import OpenAIChatModel
+
+    return OpenAIChatModel(model, base_url=base_url, local=True)
+
+
+def _local_server(default_url: str) -> Callable[[str, str | None], Model]:
+    def build(model: str, base_url: str | None) -> Model:
+        return _openai_compatible(model, base_url or default_url)
+
+    return build
+
+
+def _scripted(name: str, base_url: str | None) -> Model:
+    # Imported here: the brains belong to the benchmark, which imports models, not the reverse.
+    from openptc.bench import brains
+    from openptc.models.scripted import ScriptedModel
+
+    known: dict[str, Callable[[], Model]] = {
+        "expense-audit": lambda: ScriptedModel(
+            brains.expense_audit_brain, name="scripted:expense-audit"
+        ),
+    }
+    if name not in known:
+        raise ValueError(
+            f"unknown scripted model {name!r}; known: "
+            + ", ".join(f"scripted:{k}" for k in sorted(known))
+        )
+    return known[name]()
+
+
+CONSTRUCTORS: dict[str, Callable[[str, str | None], Model]] = {
+    "anthropic": _anthropic,
+    "bedrock": _bedrock,
+    "bedrock-invoke": _bedrock_invoke,
+    "openai": _openai,
+    "openai-responses": _openai_responses,
+    "openai-compatible": _openai_compatible,
+    "scripted": _scripted,
+    **{name: _local_server(url) for name, url in LOCAL_SERVERS.items()},
+}
+
+
+def model_from_string(spec: str) -> Model:
+    """Resolve a model string (see the module docstring) to a ready ``Model``."""
+    prefix, sep, rest = spec.partition(":")
+    if not sep or prefix not in CONSTRUCTORS or not rest:
+        raise ValueError(
+            f"unknown model {spec!r}: expected '<provider>:<model>' with provider one of "
+            + ", ".join(sorted(CONSTRUCTORS))
+            + " (e.g. 'anthropic:claude-sonnet-4-6' or 'scripted:expense-audit')"
+        )
+    model, base_url = split_base_url(rest)
+    return CONSTRUCTORS[prefix](model, base_url)
