@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
@@ -12,10 +12,15 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
+from openptc.agent import Agent
 from openptc.bench.expense import QUESTION
 from openptc.bench.sandbox_bench import run_sandbox_bench, write_report
 from openptc.demo import DEFAULT_MODEL, DemoOutcome, run_expense_audit
 from openptc.doctor import diagnose
+from openptc.loading import load_toolbox
+from openptc.models import Model, ModelError, model_from_string
+from openptc.models.recording import RecordingModel, replay_model
+from openptc.prompts import Mode
 
 app = typer.Typer(
     help="openptc: programmatic tool calling for any model.",
@@ -80,6 +85,69 @@ def _comparison_table(outcome: DemoOutcome) -> Table:
 
 def _mark(ok: bool) -> str:
     return "[green]yes[/green]" if ok else "[red]NO[/red]"
+
+
+@app.command()
+def run(
+    question: Annotated[str, typer.Argument(help="What to ask the model.")],
+    model: Annotated[
+        str, typer.Option(help="Model string, e.g. anthropic:claude-sonnet-4-6.")
+    ] = DEFAULT_MODEL,
+    tools: Annotated[
+        str, typer.Option(help="Tools as package.module:attribute (Toolbox, list or factory).")
+    ] = "openptc.bench.expense:make_tools",
+    mode: Annotated[str, typer.Option(help="ptc, direct or hybrid.")] = "ptc",
+    record: Annotated[
+        Path | None, typer.Option(help="Save the model's responses to this transcript.")
+    ] = None,
+    replay: Annotated[
+        Path | None, typer.Option(help="Answer with a recorded transcript, offline.")
+    ] = None,
+    max_turns: Annotated[int, typer.Option(help="Most model calls in one run.")] = 40,
+    stream: Annotated[bool, typer.Option(help="Print the model's text as it arrives.")] = True,
+    show_programs: Annotated[bool, typer.Option(help="Print the programs it wrote.")] = False,
+) -> None:
+    """Ask one question with your tools, in any mode, on any model."""
+    if mode not in ("ptc", "direct", "hybrid"):
+        raise typer.BadParameter("mode must be ptc, direct or hybrid", param_hint="--mode")
+    try:
+        toolbox = load_toolbox(tools)
+        chosen: Model = replay_model(replay) if replay else model_from_string(model)
+    except (ValueError, ModelError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if record is not None:
+        chosen = RecordingModel(chosen, record, mode=mode, prompt=question)
+    console.print(
+        f"[dim]model: {chosen.label} | mode: {mode} | tools: {', '.join(toolbox.names)}[/dim]"
+    )
+    on_text = (lambda text: print(text, end="", flush=True)) if stream else None
+    agent = Agent(chosen, toolbox, mode=cast(Mode, mode), max_turns=max_turns)
+    try:
+        result = asyncio.run(agent.run(question, on_text=on_text))
+    except ModelError as exc:
+        console.print(f"\n[red]model error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if stream:
+        print()
+    else:
+        console.print(result.answer)
+    if show_programs:
+        for number, program in enumerate(result.programs, 1):
+            console.print(
+                Panel(Syntax(program, "python", word_wrap=True), title=f"program {number}")
+            )
+    usage = result.usage
+    console.print(
+        f"[dim]{usage.model_calls} model calls, {usage.input_tokens:,} input / "
+        f"{usage.output_tokens:,} output tokens ({usage.tokens_counted}), "
+        f"{usage.tool_calls} tool calls, {usage.executions} programs, "
+        f"{usage.wall_time_s:.1f} s; stopped: {result.stop}[/dim]"
+    )
+    if record is not None:
+        console.print(f"[dim]transcript saved to {record}[/dim]")
+    if result.stop != "answered":
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -10,7 +10,7 @@ from typing import Literal
 
 from openptc.models.base import ToolSpec
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 
 Mode = Literal["ptc", "direct", "hybrid"]
 
@@ -51,13 +51,24 @@ How tools work inside the program:
 - Every tool below is an async function: call it with `await`, e.g. `rows = await tool(x=1)`.
 - Pass arguments as keywords (`await tool(x=1)`) or as one dict (`await tool({"x": 1})`).
 - Run independent calls concurrently: `await asyncio.gather(*(tool(x=i) for i in items))`.
-- Top-level `await` works; `import asyncio` to use `gather`.
+- Top-level `await` works, and `asyncio` is already imported.
 - Results are plain JSON values (dicts, lists, strings, numbers) shaped as in the stubs; they \
 are already parsed, do not `json.loads` them.
 - A failing tool raises an exception that the program can catch.
 - Only what the program prints comes back: print a compact summary, not raw records.
 - Variables, imports and functions persist between executions in this session; reuse them \
 instead of fetching the same data again.
+
+The shape of a good program (with made-up tools `list_items` and `get_detail`):
+
+```python
+items = await list_items(kind="open")
+details = await asyncio.gather(*(get_detail(item_id=i["id"]) for i in items))
+late = [d for d in details if d["days_overdue"] > 30]
+print(f"{len(late)} of {len(items)} open items are over 30 days late:")
+for d in late:
+    print(f"- {d['id']}: {d['days_overdue']} days")
+```
 """
 
 

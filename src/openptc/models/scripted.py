@@ -45,13 +45,16 @@ def _to_response(turn: Turn, name: str) -> ModelResponse:
 class ScriptedModel:
     """A ``Model`` driven by a policy callable instead of a provider."""
 
-    def __init__(self, policy: Policy, name: str = "scripted") -> None:
+    def __init__(self, policy: Policy, name: str = "scripted", *, about: str | None = None) -> None:
         self._policy = policy
+        self._label = f"scripted (offline, {about})" if about else SCRIPTED_LABEL
         self._name = name if name.startswith("scripted") else f"scripted:{name}"
         self._requests: list[ModelRequest] = []
 
     @classmethod
-    def from_turns(cls, turns: Iterable[Turn], name: str = "scripted") -> ScriptedModel:
+    def from_turns(
+        cls, turns: Iterable[Turn], name: str = "scripted", *, about: str | None = None
+    ) -> ScriptedModel:
         """Replay fixed turns in order, whatever the requests say; running out is an error."""
         recorded = tuple(turns)
         position = iter(range(len(recorded)))
@@ -65,7 +68,7 @@ class ScriptedModel:
                 )
             return recorded[index]
 
-        return cls(replay, name=name)
+        return cls(replay, name=name, about=about)
 
     @property
     def name(self) -> str:
@@ -73,7 +76,7 @@ class ScriptedModel:
 
     @property
     def label(self) -> str:
-        return SCRIPTED_LABEL
+        return self._label
 
     @property
     def requests(self) -> tuple[ModelRequest, ...]:
