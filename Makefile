@@ -22,8 +22,10 @@ sandbox-deps:
 	    echo "warning: could not install bubblewrap; the sandbox runs with process isolation only (see 'ptc doctor')"; \
 	  else echo "warning: bwrap not found; install bubblewrap for namespace isolation (see 'ptc doctor')"; fi; }
 
+# Offline with the scripted model; then, for each provider whose credentials are set, for real.
 demo: $(STAMP) sandbox-deps
 	$(BIN)/ptc demo
+	$(BIN)/ptc demo --providers-with-keys
 
 test: $(STAMP) sandbox-deps
 	$(BIN)/ruff check src tests benchmarks
