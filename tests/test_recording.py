@@ -126,3 +126,12 @@ def test_ptc_run_rejects_an_unknown_model() -> None:
     )
     assert done.returncode == 2
     assert "unknown model 'nosuch:model'" in done.stdout
+
+
+def test_demo_picks_the_providers_whose_credentials_are_set() -> None:
+    from openptc.demo import provider_models_from_env
+
+    assert provider_models_from_env({}) == []
+    env = {"ANTHROPIC_API_KEY": "k", "PTC_OPENAI_MODEL": "gpt-x", "OPENAI_API_KEY": "k"}
+    assert provider_models_from_env(env) == ["anthropic:claude-sonnet-4-6", "openai:gpt-x"]
+    assert provider_models_from_env({"PTC_BEDROCK_MODEL": "m:1"}) == ["bedrock:m:1"]
