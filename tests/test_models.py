@@ -156,7 +156,7 @@ def test_code_tool_spec_carries_the_stubs_and_the_calling_rules() -> None:
     assert stubs in spec.description
     for rule in ("await", "asyncio.gather", "print", "persist"):
         assert rule in spec.description
-    assert PROMPT_VERSION == "1"
+    assert PROMPT_VERSION == "2"
     assert "execute_code" in system_prompt("ptc")
     assert "execute_code" not in system_prompt("direct")
     assert system_prompt("hybrid").startswith(system_prompt("ptc"))
