@@ -1,0 +1,642 @@
+"""Amazon Bedrock through boto3: Converse for every model, InvokeModel for Anthropic's own body.
+
+Credentials come from the usual AWS chain (environment, profile, SSO, instance or task role,
+``AWS_BEARER_TOKEN_BEDROCK``), found by botocore and never touched or logged here; the region
+from ``region=``, the profile, ``AWS_DEFAULT_REGION`` or ``AWS_REGION``. boto3 is synchronous, so
+each call runs in a worker thread. botocore's own retries are off (``total_max_attempts=1``):
+``retry.with_retries`` is the one retry policy. A ``client`` passed in is used as it is, so give
+it ``Config(retries={"total_max_attempts": 1})`` too.
+
+Mapping decisions, shared by both APIs:
+- usage: input, output, cache read and cache write tokens as the provider reports them (Bedrock's
+  input count excludes cached tokens; the agent adds them back);
+- a tool use whose input is not a JSON object gets ``input_error`` and the agent answers it with
+  an error; a string input is taken as JSON text the provider could not parse. Later requests
+  carry that call with input ``{}``, the only shape every model accepts back;
+- Converse refuses ``toolUse``/``toolResult`` blocks without a ``toolConfig`` (and Anthropic
+  without ``tools``), so a request without tools whose history holds tool calls declares the
+  tools named there, as inert placeholders;
+- ``stop_sequence`` -> end_turn, ``model_context_window_exceeded`` -> max_tokens,
+  ``guardrail_intervened``/``content_filtered`` -> refusal; ``malformed_tool_use`` and
+  ``malformed_model_output`` -> tool_use when a tool use came back (its input error is fed back),
+  else a retryable ``ModelServerError``: the text would be a broken answer, a new sample may not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.eventstream import ParserError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoAuthTokenError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    TokenRetrievalError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from openptc.models.base import (
+    Block,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    ModelUsage,
+    StopReason,
+    TextBlock,
+    TextSink,
+    ToolSpec,
+    ToolUseBlock,
+)
+from openptc.models.errors import (
+    ModelAuthError,
+    ModelBadRequest,
+    ModelConnectionError,
+    ModelError,
+    ModelRateLimited,
+    ModelServerError,
+    parse_retry_after,
+)
+from openptc.models.retry import RetryPolicy, with_retries
+
+if TYPE_CHECKING:
+    from mypy_boto3_bedrock_runtime.client import BedrockRuntimeClient
+
+PROVIDER = "bedrock"
+ANTHROPIC_VERSION = "bedrock-2023-05-31"
+
+_STOP_REASONS: dict[str, StopReason] = {
+    "end_turn": "end_turn",
+    "stop_sequence": "end_turn",
+    "pause_turn": "end_turn",
+    "tool_use": "tool_use",
+    "max_tokens": "max_tokens",
+    "model_context_window_exceeded": "max_tokens",
+    "guardrail_intervened": "refusal",
+    "content_filtered": "refusal",
+    "refusal": "refusal",
+}
+_MALFORMED = frozenset({"malformed_tool_use", "malformed_model_output"})
+
+# Error codes, compared lower-cased: errors inside an event stream use the member name
+# ("throttlingException"), HTTP errors the shape name ("ThrottlingException").
+_RATE_LIMITED = frozenset({"throttlingexception", "servicequotaexceededexception"})
+_TRANSIENT = frozenset(
+    {
+        "serviceunavailableexception",
+        "internalserverexception",
+        "modelnotreadyexception",
+        "modeltimeoutexception",
+        "modelerrorexception",
+        "modelstreamerrorexception",
+    }
+)
+_AUTH = frozenset(
+    {
+        "accessdeniedexception",
+        "unrecognizedclientexception",
+        "expiredtokenexception",
+        "invalidsignatureexception",
+        "incompletesignatureexception",
+        "missingauthenticationtokenexception",
+    }
+)
+_BAD_REQUEST = frozenset({"validationexception", "resourcenotfoundexception"})
+_NO_CREDENTIALS = (
+    NoCredentialsError,
+    PartialCredentialsError,
+    CredentialRetrievalError,
+    ProfileNotFound,
+    NoAuthTokenError,
+    TokenRetrievalError,
+)
+_SDK_ERRORS = (ClientError, BotoCoreError, ParserError)
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+def _offered_tools(request: ModelRequest) -> tuple[ToolSpec, ...]:
+    """The request's tools, or placeholders for the tools its history used when it has none."""
+    if request.tools:
+        return request.tools
+    used = dict.fromkeys(u.name for m in request.messages for u in m.tool_uses)
+    note = "Not available in this conversation any more."
+    return tuple(ToolSpec(name, note, {"type": "object"}) for name in used)
+
+
+def _sent_input(use: ToolUseBlock) -> dict[str, Any]:
+    return {} if use.input_error is not None else dict(use.input)
+
+
+def _converse_block(block: Block) -> dict[str, Any]:
+    if isinstance(block, TextBlock):
+        return {"text": block.text}
+    if isinstance(block, ToolUseBlock):
+        return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": _sent_input(block)}}
+    return {
+        "toolResult": {
+            "toolUseId": block.tool_use_id,
+            "content": [{"text": block.content}],
+            "status": "error" if block.is_error else "success",
+        }
+    }
+
+
+def _wire_blocks(message: Message, render: Callable[[Block], dict[str, Any]]) -> list[Any]:
+    # Both APIs refuse blank text blocks; an empty text carries nothing anyway.
+    return [render(b) for b in message.content if not (isinstance(b, TextBlock) and not b.text)]
+
+
+def converse_request(model_id: str, request: ModelRequest) -> dict[str, Any]:
+    """Keyword arguments of ``converse``/``converse_stream`` for one request."""
+    kwargs: dict[str, Any] = {
+        "modelId": model_id,
+        "messages": [
+            {"role": m.role, "content": _wire_blocks(m, _converse_block)} for m in request.messages
+        ],
+        "inferenceConfig": {"maxTokens": request.max_tokens},
+    }
+    if request.system:
+        kwargs["system"] = [{"text": request.system}]
+    tools = _offered_tools(request)
+    if tools:
+        specs = []
+        for t in tools:
+            spec: dict[str, Any] = {"name": t.name, "inputSchema": {"json": t.input_schema}}
+            if t.description:  # Converse refuses an empty description
+                spec["description"] = t.description
+            specs.append({"toolSpec": spec})
+        kwargs["toolConfig"] = {"tools": specs}
+    return kwargs
+
+
+def _anthropic_block(block: Block) -> dict[str, Any]:
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ToolUseBlock):
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": _sent_input(block)}
+    return {
+        "type": "tool_result",
+        "tool_use_id": block.tool_use_id,
+        "content": block.content,
+        "is_error": block.is_error,
+    }
+
+
+def invoke_body(request: ModelRequest) -> dict[str, Any]:
+    """The native Anthropic Messages body InvokeModel takes (no ``model``, no ``stream``)."""
+    body: dict[str, Any] = {
+        "anthropic_version": ANTHROPIC_VERSION,
+        "max_tokens": request.max_tokens,
+        "messages": [
+            {"role": m.role, "content": _wire_blocks(m, _anthropic_block)} for m in request.messages
+        ],
+    }
+    if request.system:
+        body["system"] = request.system
+    tools = _offered_tools(request)
+    if tools:
+        body["tools"] = [
+            {"name": t.name, "description": t.description, "input_schema": t.input_schema}
+            for t in tools
+        ]
+    return body
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+
+def _tool_use(tool_use_id: str, name: str, value: object) -> ToolUseBlock:
+    """A tool use from the wire. ``value`` is the input as sent, or its JSON text when
+    streamed (or when the provider could not parse it and passed the text through)."""
+    if isinstance(value, str):
+        raw = value
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError as exc:
+            return ToolUseBlock(tool_use_id, name, {}, raw, f"invalid JSON: {exc}")
+    else:
+        raw = json.dumps(value)
+    if isinstance(value, dict):
+        return ToolUseBlock(tool_use_id, name, value)
+    kind = type(value).__name__ if value is not None else "null"
+    return ToolUseBlock(tool_use_id, name, {}, raw, f"got a JSON {kind}, not an object")
+
+
+def _stop_reason(reason: str, blocks: Sequence[Block]) -> StopReason:
+    if reason in _MALFORMED:
+        if any(isinstance(b, ToolUseBlock) for b in blocks):
+            return "tool_use"
+        raise ModelServerError(
+            f"the model's output could not be read by Bedrock (stopReason {reason!r}) and no "
+            "tool call came back; asking again",
+            provider=PROVIDER,
+            status=None,
+        )
+    return _STOP_REASONS.get(reason, "end_turn")
+
+
+def _converse_usage(usage: Mapping[str, Any] | None) -> ModelUsage | None:
+    if not usage:
+        return None
+    return ModelUsage(
+        input_tokens=usage.get("inputTokens", 0),
+        output_tokens=usage.get("outputTokens", 0),
+        cache_read_tokens=usage.get("cacheReadInputTokens", 0),
+        cache_write_tokens=usage.get("cacheWriteInputTokens", 0),
+    )
+
+
+def _anthropic_usage(usage: Mapping[str, Any] | None) -> ModelUsage | None:
+    if not usage:
+        return None
+    return ModelUsage(
+        input_tokens=usage.get("input_tokens") or 0,
+        output_tokens=usage.get("output_tokens") or 0,
+        cache_read_tokens=usage.get("cache_read_input_tokens") or 0,
+        cache_write_tokens=usage.get("cache_creation_input_tokens") or 0,
+    )
+
+
+def converse_response(response: Mapping[str, Any], model_id: str) -> ModelResponse:
+    """A ``converse`` response, normalized."""
+    blocks: list[Block] = []
+    for item in response.get("output", {}).get("message", {}).get("content", []):
+        if "text" in item:
+            blocks.append(TextBlock(item["text"]))
+        elif "toolUse" in item:
+            use = item["toolUse"]
+            blocks.append(_tool_use(use["toolUseId"], use["name"], use.get("input")))
+        # reasoningContent, citations, images: not part of the normalized model
+    stop = _stop_reason(response.get("stopReason", "end_turn"), blocks)
+    return ModelResponse(tuple(blocks), stop, _converse_usage(response.get("usage")), model_id)
+
+
+def anthropic_response(message: Mapping[str, Any], model_id: str) -> ModelResponse:
+    """An Anthropic Message (the InvokeModel response body), normalized."""
+    blocks: list[Block] = []
+    for item in message.get("content", []):
+        if item.get("type") == "text":
+            blocks.append(TextBlock(item["text"]))
+        elif item.get("type") == "tool_use":
+            blocks.append(_tool_use(item["id"], item["name"], item.get("input")))
+    stop = _stop_reason(message.get("stop_reason") or "end_turn", blocks)
+    return ModelResponse(tuple(blocks), stop, _anthropic_usage(message.get("usage")), model_id)
+
+
+@dataclass
+class _Assembly:
+    """A streamed response put together from its events, block by block in index order."""
+
+    texts: dict[int, list[str]] = field(default_factory=dict)
+    tools: dict[int, tuple[str, str, list[str]]] = field(default_factory=dict)
+    stop: str = "end_turn"
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    def text(self, index: int, piece: str) -> str:
+        self.texts.setdefault(index, []).append(piece)
+        return piece
+
+    def tool_input(self, index: int, piece: str) -> None:
+        if index in self.tools:  # a delta without its start carries no name: nothing to call
+            self.tools[index][2].append(piece)
+
+    def blocks(self) -> tuple[Block, ...]:
+        found: dict[int, Block] = {i: TextBlock("".join(t)) for i, t in self.texts.items()}
+        for i, (tool_use_id, name, parts) in self.tools.items():
+            found[i] = _tool_use(tool_use_id, name, "".join(parts))
+        return tuple(found[i] for i in sorted(found))
+
+
+def _converse_event(assembly: _Assembly, event: Mapping[str, Any]) -> str | None:
+    """Apply one ``converse_stream`` event; return the text it carried, if any."""
+    if "contentBlockStart" in event:
+        start = event["contentBlockStart"]
+        use = start.get("start", {}).get("toolUse")
+        if use is not None:
+            assembly.tools[start["contentBlockIndex"]] = (use["toolUseId"], use["name"], [])
+    elif "contentBlockDelta" in event:
+        index, delta = event["contentBlockDelta"]["contentBlockIndex"], event["contentBlockDelta"]
+        if "text" in delta["delta"]:
+            return assembly.text(index, delta["delta"]["text"])
+        if "toolUse" in delta["delta"]:
+            assembly.tool_input(index, delta["delta"]["toolUse"].get("input", ""))
+    elif "messageStop" in event:
+        assembly.stop = event["messageStop"]["stopReason"]
+    elif "metadata" in event:
+        assembly.usage = dict(event["metadata"].get("usage", {}))
+    return None
+
+
+def _anthropic_event(assembly: _Assembly, event: Mapping[str, Any]) -> str | None:
+    """Apply one ``invoke_model_with_response_stream`` chunk (an Anthropic stream event)."""
+    if "chunk" not in event:
+        return None
+    data = json.loads(event["chunk"]["bytes"])
+    kind = data.get("type")
+    if kind == "message_start":
+        assembly.usage = dict(data["message"].get("usage") or {})
+    elif kind == "content_block_start":
+        block = data["content_block"]
+        if block.get("type") == "tool_use":
+            assembly.tools[data["index"]] = (block["id"], block["name"], [])
+        elif block.get("type") == "text" and block.get("text"):
+            return assembly.text(data["index"], block["text"])
+    elif kind == "content_block_delta":
+        delta = data["delta"]
+        if delta.get("type") == "text_delta":
+            return assembly.text(data["index"], delta["text"])
+        if delta.get("type") == "input_json_delta":
+            assembly.tool_input(data["index"], delta.get("partial_json", ""))
+    elif kind == "message_delta":
+        assembly.stop = data["delta"].get("stop_reason") or assembly.stop
+        assembly.usage.update(data.get("usage") or {})
+    return None
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Where:
+    """What an error message names: the model, the endpoint, the region."""
+
+    model_id: str
+    endpoint: str
+    region: str
+
+
+def _client_error(exc: ClientError, where: _Where) -> ModelError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message", "")) or str(exc)
+    meta = exc.response.get("ResponseMetadata", {})
+    status = meta.get("HTTPStatusCode")
+    headers = {k.lower(): v for k, v in meta.get("HTTPHeaders", {}).items()}
+    said = f"{code}: {message}" if code else message
+    key = code.lower()
+    if key in _RATE_LIMITED or (status == 429 and key not in _TRANSIENT):
+        return ModelRateLimited(
+            f"Bedrock is throttling requests to {where.model_id!r} ({said})",
+            provider=PROVIDER,
+            status=status,
+            retry_after_s=parse_retry_after(headers.get("retry-after")),
+        )
+    if key in _TRANSIENT or (status is not None and (status >= 500 or status == 408)):
+        return ModelServerError(
+            f"Bedrock could not answer for {where.model_id!r} right now ({said})",
+            provider=PROVIDER,
+            status=status,
+            retry_after_s=parse_retry_after(headers.get("retry-after")),
+        )
+    if key in _AUTH or status in (401, 403):
+        return ModelAuthError(
+            f"Bedrock refused the request ({said}). Check the AWS credentials "
+            "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, AWS_PROFILE or the "
+            f"instance role, and that they have not expired), the region ({where.region}), and "
+            f"that access to model {where.model_id!r} is granted in the Bedrock console for "
+            "that region.",
+            provider=PROVIDER,
+            status=status,
+        )
+    if key in _BAD_REQUEST or (status is not None and 400 <= status < 500):
+        return ModelBadRequest(
+            f"Bedrock rejected the request for {where.model_id!r} ({said})",
+            provider=PROVIDER,
+            status=status,
+        )
+    return ModelError(f"Bedrock error for {where.model_id!r} ({said})", provider=PROVIDER)
+
+
+def _model_error(exc: Exception, where: _Where) -> ModelError:
+    """One of the SDK's exceptions, in openptc's words (which say what to do about it)."""
+    if isinstance(exc, ClientError):
+        return _client_error(exc, where)
+    if isinstance(exc, _NO_CREDENTIALS):
+        return ModelAuthError(
+            f"no usable AWS credentials ({exc}). Set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or AWS_BEARER_TOKEN_BEDROCK), or run where an "
+            "instance or task role applies.",
+            provider=PROVIDER,
+        )
+    if isinstance(exc, NoRegionError):
+        return ModelError(
+            "no AWS region for Bedrock: set AWS_REGION or AWS_DEFAULT_REGION (or region in "
+            "~/.aws/config for your profile), or pass region=...",
+            provider=PROVIDER,
+        )
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+        return ModelConnectionError(
+            f"could not reach Bedrock at {where.endpoint} ({exc})", provider=PROVIDER
+        )
+    if isinstance(exc, ParamValidationError):
+        return ModelBadRequest(f"invalid Bedrock request: {exc}", provider=PROVIDER)
+    if isinstance(exc, ParserError):
+        return ModelServerError(
+            f"corrupt event stream from {where.endpoint} ({exc})", provider=PROVIDER, status=None
+        )
+    return ModelError(f"Bedrock call failed: {exc}", provider=PROVIDER)
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+def _next(events: Iterator[Any]) -> Any:
+    return next(events, None)
+
+
+class _Sink:
+    """Hands text on and remembers that it did."""
+
+    def __init__(self, on_text: TextSink) -> None:
+        self._on_text = on_text
+        self.used = False
+
+    def __call__(self, text: str) -> None:
+        self.used = True
+        self._on_text(text)
+
+
+class _BedrockModel:
+    """What Converse and InvokeModel share: the client, the thread hop, errors, retries."""
+
+    prefix = "bedrock"
+    api = "Converse"
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        client: BedrockRuntimeClient | None = None,
+        retry: RetryPolicy | None = None,
+        read_timeout_s: float = 600,
+        connect_timeout_s: float = 10,
+    ) -> None:
+        self.model_id = model_id
+        self._region = region
+        self._profile = profile
+        self._endpoint_url = endpoint_url
+        self._client = client
+        self._client_lock = threading.Lock()
+        self._retry = retry or RetryPolicy()
+        self._config = Config(
+            retries={"total_max_attempts": 1},
+            read_timeout=read_timeout_s,
+            connect_timeout=connect_timeout_s,
+            user_agent_extra="openptc",
+        )
+
+    @property
+    def name(self) -> str:
+        return f"{self.prefix}:{self.model_id}"
+
+    @property
+    def label(self) -> str:
+        return f"Amazon Bedrock {self.api}: {self.model_id}"
+
+    def client(self) -> BedrockRuntimeClient:
+        """The boto3 client, created on first use (reading AWS configuration is blocking I/O)."""
+        with self._client_lock:
+            if self._client is None:
+                session = boto3.Session(profile_name=self._profile, region_name=self._region)
+                # botocore reads only AWS_DEFAULT_REGION; AWS_REGION is what most AWS SDKs read.
+                region = session.region_name or os.environ.get("AWS_REGION")
+                self._client = session.client(
+                    "bedrock-runtime",
+                    region_name=region,
+                    endpoint_url=self._endpoint_url,
+                    config=self._config,
+                )
+            return self._client
+
+    def _where(self) -> _Where:
+        if self._client is not None:
+            meta = self._client.meta
+            return _Where(self.model_id, meta.endpoint_url, meta.region_name)
+        region = self._region or "from your AWS configuration"
+        return _Where(self.model_id, self._endpoint_url or f"Bedrock in {region}", region)
+
+    async def generate(
+        self, request: ModelRequest, *, on_text: TextSink | None = None
+    ) -> ModelResponse:
+        async def attempt() -> ModelResponse:
+            sink = _Sink(on_text) if on_text is not None else None
+            try:
+                try:
+                    if sink is None:
+                        return await asyncio.to_thread(self._complete, request)
+                    return await self._stream(request, sink)
+                except _SDK_ERRORS as exc:
+                    raise _model_error(exc, self._where()) from exc
+            except ModelError as error:
+                if sink is not None and sink.used:  # a retry would repeat text already shown
+                    error.retryable = False
+                raise
+
+        return await with_retries(attempt, self._retry)
+
+    async def _stream(self, request: ModelRequest, on_text: TextSink) -> ModelResponse:
+        events = await asyncio.to_thread(self._open_stream, request)
+        iterator, assembly = iter(events), _Assembly()
+        try:
+            # One thread hop per event, so on_text runs on the event loop and may raise.
+            while (event := await asyncio.to_thread(_next, iterator)) is not None:
+                text = self._apply(assembly, event)
+                if text:
+                    on_text(text)
+        finally:
+            events.close()
+        blocks = assembly.blocks()
+        return ModelResponse(
+            blocks, _stop_reason(assembly.stop, blocks), self._usage(assembly.usage), self.model_id
+        )
+
+    # What each API does differently.
+    def _complete(self, request: ModelRequest) -> ModelResponse:
+        raise NotImplementedError
+
+    def _open_stream(self, request: ModelRequest) -> Any:
+        raise NotImplementedError
+
+    def _apply(self, assembly: _Assembly, event: Mapping[str, Any]) -> str | None:
+        raise NotImplementedError
+
+    def _usage(self, usage: Mapping[str, Any]) -> ModelUsage | None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model_id!r})"
+
+
+class BedrockConverseModel(_BedrockModel):
+    """Any Bedrock model through the provider-neutral Converse API (streamed with on_text)."""
+
+    def _complete(self, request: ModelRequest) -> ModelResponse:
+        response = self.client().converse(**converse_request(self.model_id, request))
+        return converse_response(response, self.model_id)
+
+    def _open_stream(self, request: ModelRequest) -> Any:
+        return self.client().converse_stream(**converse_request(self.model_id, request))["stream"]
+
+    def _apply(self, assembly: _Assembly, event: Mapping[str, Any]) -> str | None:
+        return _converse_event(assembly, event)
+
+    def _usage(self, usage: Mapping[str, Any]) -> ModelUsage | None:
+        return _converse_usage(usage)
+
+
+class BedrockInvokeModel(_BedrockModel):
+    """An Anthropic model through InvokeModel with the native Messages body."""
+
+    prefix = "bedrock-invoke"
+    api = "InvokeModel"
+
+    def _body(self, request: ModelRequest) -> dict[str, Any]:
+        return {
+            "modelId": self.model_id,
+            "body": json.dumps(invoke_body(request)).encode(),
+            "contentType": "application/json",
+            "accept": "application/json",
+        }
+
+    def _complete(self, request: ModelRequest) -> ModelResponse:
+        response = self.client().invoke_model(**self._body(request))
+        return anthropic_response(json.loads(response["body"].read()), self.model_id)
+
+    def _open_stream(self, request: ModelRequest) -> Any:
+        return self.client().invoke_model_with_response_stream(**self._body(request))["body"]
+
+    def _apply(self, assembly: _Assembly, event: Mapping[str, Any]) -> str | None:
+        return _anthropic_event(assembly, event)
+
+    def _usage(self, usage: Mapping[str, Any]) -> ModelUsage | None:
+        return _anthropic_usage(usage)
+
+
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "BedrockConverseModel",
+    "BedrockInvokeModel",
+    "anthropic_response",
+    "converse_request",
+    "converse_response",
+    "invoke_body",
+]
