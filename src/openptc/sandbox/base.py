@@ -123,6 +123,9 @@ class Execution:
     isolation: Isolation
     stdout_truncated: bool = False
     notices: tuple[str, ...] = field(default=())
+    # How many times the program ran to get its result: 1 for live backends, the depth of
+    # dependent tool calls (plus one) for the replay backend.
+    passes: int = 1
 
     @property
     def ok(self) -> bool:
