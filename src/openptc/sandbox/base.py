@@ -47,7 +47,7 @@ class Limits:
         )
 
 
-IsolationLevel = Literal["bubblewrap", "process"]
+IsolationLevel = Literal["bubblewrap", "process", "managed"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ class Isolation:
         if self.level == "bubblewrap":
             ns = ", ".join(self.namespaces)
             text = f"bubblewrap namespaces ({ns}), read-only root, scrubbed environment, rlimits"
+        elif self.level == "managed":
+            text = "a managed code interpreter: isolation is the provider's"
         else:
             text = "separate process with rlimits and a scrubbed environment only (NO namespaces)"
         if self.warnings:
