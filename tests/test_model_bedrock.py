@@ -519,7 +519,7 @@ def test_malformed_output_is_a_tool_use_to_answer_or_a_retryable_error(reason: s
     assert response.stop_reason == "tool_use"
     (block,) = response.tool_uses
     assert block.input == {} and block.raw_input == "[1, 2]"
-    assert block.input_error is not None and "list" in block.input_error
+    assert block.input_error is not None and "an array" in block.input_error
 
     text_only = {"output": {"message": {"content": [{"text": "f(1"}]}}, "stopReason": reason}
     with pytest.raises(ModelServerError, match=reason) as caught:

@@ -397,7 +397,7 @@ async def test_arguments_that_are_not_an_object_are_reported(api: str) -> None:
         use = (await server.model(api).generate(_request())).tool_uses[0]
 
     assert use.input == {} and use.raw_input == "[1, 2]"
-    assert use.input_error == "expected a JSON object, got an array"
+    assert use.input_error == "the arguments are an array, not a JSON object"
 
 
 # --- local servers and model strings ------------------------------------------------------------

@@ -8,7 +8,6 @@ configuration (``ANTHROPIC_API_KEY``) unless passed; they are never logged or pu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ from openptc.models.base import (
     TextSink,
     ToolSpec,
     ToolUseBlock,
+    tool_use_from_input,
 )
 from openptc.models.errors import (
     ModelAuthError,
@@ -275,7 +275,7 @@ def _from_message(message: wire.Message) -> ModelResponse:
         if item.type == "text":
             blocks.append(TextBlock(item.text))
         elif item.type == "tool_use":
-            blocks.append(_tool_use_from_value(item.id, item.name, item.input))
+            blocks.append(tool_use_from_input(item.id, item.name, item.input))
         # Other block types (thinking, server tools) need features openptc does not request.
     return _response(blocks, message.stop_reason, _usage(message.usage), message.model)
 
@@ -295,39 +295,6 @@ def _usage(usage: wire.Usage) -> ModelUsage:
         cache_read_tokens=usage.cache_read_input_tokens or 0,
         cache_write_tokens=usage.cache_creation_input_tokens or 0,
     )
-
-
-def _tool_use_from_value(id_: str, name: str, value: object) -> ToolUseBlock:
-    """A tool use from a complete ``input``; anything but an object becomes an input error."""
-    if isinstance(value, dict):
-        return ToolUseBlock(id_, name, value)
-    if isinstance(value, str):  # arguments delivered as text: say what the text holds
-        parsed = _tool_use_from_json(id_, name, value)
-        error = parsed.input_error or "the arguments are a JSON string, not a JSON object"
-        return ToolUseBlock(id_, name, raw_input=value, input_error=error)
-    raw = json.dumps(value)
-    return ToolUseBlock(id_, name, raw_input=raw, input_error=_not_an_object(value))
-
-
-def _tool_use_from_json(id_: str, name: str, raw: str) -> ToolUseBlock:
-    """A tool use from streamed JSON text; no text at all is a call without arguments."""
-    if not raw.strip():
-        return ToolUseBlock(id_, name, {})
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        error = f"invalid JSON: {exc.msg} at character {exc.pos}"
-        return ToolUseBlock(id_, name, raw_input=raw, input_error=error)
-    if not isinstance(value, dict):
-        return ToolUseBlock(id_, name, raw_input=raw, input_error=_not_an_object(value))
-    return ToolUseBlock(id_, name, value)
-
-
-def _not_an_object(value: object) -> str:
-    kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
-    return f"the arguments are {kind}, not a JSON object"
 
 
 @dataclass
@@ -377,7 +344,7 @@ class _StreamedTurn:
         for _, partial in sorted(self.blocks.items()):
             if isinstance(partial, _PartialTool):
                 raw = "".join(partial.json_text)
-                blocks.append(_tool_use_from_json(partial.id, partial.name, raw))
+                blocks.append(tool_use_from_input(partial.id, partial.name, raw))
             else:
                 blocks.append(TextBlock("".join(partial)))
         return _response(blocks, self.stop_reason, self.usage, self.model)

@@ -6,6 +6,7 @@ from these types, so the agent loop never sees a provider's shape.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -43,6 +44,30 @@ class ToolResultBlock:
     tool_use_id: str
     content: str
     is_error: bool = False
+
+
+def tool_use_from_input(id_: str, name: str, value: object) -> ToolUseBlock:
+    """A tool use from the arguments a provider sent: an object, or JSON text (streamed, or a
+    Chat Completions string). Anything that is not a JSON object becomes an input error for the
+    agent to feed back, with the raw text kept so that it is re-sent verbatim."""
+    if isinstance(value, str):
+        raw = value
+        if not raw.strip():  # local servers send "" for a call without arguments
+            return ToolUseBlock(id_, name, {})
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            error = f"invalid JSON: {exc.msg} at character {exc.pos}"
+            return ToolUseBlock(id_, name, {}, raw_input=raw, input_error=error)
+    else:
+        raw = json.dumps(value)
+    if isinstance(value, dict):
+        return ToolUseBlock(id_, name, value)
+    kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+    error = f"the arguments are {kind}, not a JSON object"
+    return ToolUseBlock(id_, name, {}, raw_input=raw, input_error=error)
 
 
 Block = TextBlock | ToolUseBlock | ToolResultBlock

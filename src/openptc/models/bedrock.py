@@ -61,6 +61,7 @@ from openptc.models.base import (
     TextSink,
     ToolSpec,
     ToolUseBlock,
+    tool_use_from_input,
 )
 from openptc.models.errors import (
     ModelAuthError,
@@ -221,23 +222,6 @@ def invoke_body(request: ModelRequest) -> dict[str, Any]:
 # --- responses ---------------------------------------------------------------------------------
 
 
-def _tool_use(tool_use_id: str, name: str, value: object) -> ToolUseBlock:
-    """A tool use from the wire. ``value`` is the input as sent, or its JSON text when
-    streamed (or when the provider could not parse it and passed the text through)."""
-    if isinstance(value, str):
-        raw = value
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except ValueError as exc:
-            return ToolUseBlock(tool_use_id, name, {}, raw, f"invalid JSON: {exc}")
-    else:
-        raw = json.dumps(value)
-    if isinstance(value, dict):
-        return ToolUseBlock(tool_use_id, name, value)
-    kind = type(value).__name__ if value is not None else "null"
-    return ToolUseBlock(tool_use_id, name, {}, raw, f"got a JSON {kind}, not an object")
-
-
 def _stop_reason(reason: str, blocks: Sequence[Block]) -> StopReason:
     if reason in _MALFORMED:
         if any(isinstance(b, ToolUseBlock) for b in blocks):
@@ -281,7 +265,7 @@ def converse_response(response: Mapping[str, Any], model_id: str) -> ModelRespon
             blocks.append(TextBlock(item["text"]))
         elif "toolUse" in item:
             use = item["toolUse"]
-            blocks.append(_tool_use(use["toolUseId"], use["name"], use.get("input")))
+            blocks.append(tool_use_from_input(use["toolUseId"], use["name"], use.get("input")))
         # reasoningContent, citations, images: not part of the normalized model
     stop = _stop_reason(response.get("stopReason", "end_turn"), blocks)
     return ModelResponse(tuple(blocks), stop, _converse_usage(response.get("usage")), model_id)
@@ -294,7 +278,7 @@ def anthropic_response(message: Mapping[str, Any], model_id: str) -> ModelRespon
         if item.get("type") == "text":
             blocks.append(TextBlock(item["text"]))
         elif item.get("type") == "tool_use":
-            blocks.append(_tool_use(item["id"], item["name"], item.get("input")))
+            blocks.append(tool_use_from_input(item["id"], item["name"], item.get("input")))
     stop = _stop_reason(message.get("stop_reason") or "end_turn", blocks)
     return ModelResponse(tuple(blocks), stop, _anthropic_usage(message.get("usage")), model_id)
 
@@ -319,7 +303,7 @@ class _Assembly:
     def blocks(self) -> tuple[Block, ...]:
         found: dict[int, Block] = {i: TextBlock("".join(t)) for i, t in self.texts.items()}
         for i, (tool_use_id, name, parts) in self.tools.items():
-            found[i] = _tool_use(tool_use_id, name, "".join(parts))
+            found[i] = tool_use_from_input(tool_use_id, name, "".join(parts))
         return tuple(found[i] for i in sorted(found))
 
 

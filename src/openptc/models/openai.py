@@ -51,6 +51,7 @@ from openptc.models.base import (
     TextSink,
     ToolResultBlock,
     ToolUseBlock,
+    tool_use_from_input,
 )
 from openptc.models.errors import (
     ModelAuthError,
@@ -79,7 +80,6 @@ _FINISH_REASONS: dict[str, StopReason] = {
 }
 
 DEFAULT_RETRY = RetryPolicy()
-_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number"}
 
 T = TypeVar("T")
 
@@ -234,20 +234,8 @@ def _result_text(result: ToolResultBlock) -> str:
 
 
 def _tool_use(call_id: str | None, name: str, arguments: str) -> ToolUseBlock:
-    """A tool call from its JSON-string arguments; what cannot be an object is reported."""
-    call_id = call_id or f"call_{uuid.uuid4().hex[:24]}"  # some local servers send none
-    if not arguments.strip():  # local servers send "" for a call without arguments
-        return ToolUseBlock(call_id, name, {})
-    try:
-        value = json.loads(arguments)
-    except json.JSONDecodeError as exc:
-        error = f"invalid JSON: {exc}"
-        return ToolUseBlock(call_id, name, {}, raw_input=arguments, input_error=error)
-    if not isinstance(value, dict):
-        kind = _JSON_KINDS.get(type(value), json.dumps(value))  # true, false, null
-        error = f"expected a JSON object, got {kind}"
-        return ToolUseBlock(call_id, name, {}, raw_input=arguments, input_error=error)
-    return ToolUseBlock(call_id, name, value)
+    """A tool call from its JSON-string arguments; some local servers send no call id."""
+    return tool_use_from_input(call_id or f"call_{uuid.uuid4().hex[:24]}", name, arguments)
 
 
 def _usage(prompt: int, output: int, cached: int | None, written: int | None) -> ModelUsage:
