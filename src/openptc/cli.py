@@ -14,6 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from openptc.agent import Agent
+from openptc.bench import replay_bench
 from openptc.bench.expense import QUESTION
 from openptc.bench.sandbox_bench import run_sandbox_bench, write_report
 from openptc.demo import (
@@ -242,4 +243,36 @@ def bench_sandbox(
         )
     console.print(table)
     path = write_report(report, out)
+    console.print(f"results written to {path}")
+
+
+@bench_app.command("replay")
+def bench_replay(
+    quick: Annotated[bool, typer.Option(help="Fewer rounds (for a smoke test).")] = False,
+    out: Annotated[Path, typer.Option(help="Directory for the JSON results.")] = RESULTS_DIR,
+) -> None:
+    """Replay (stateless interpreters) vs the live bridge: passes and interpreter time."""
+    report = asyncio.run(
+        replay_bench.run_replay_bench(quick=quick, progress=lambda m: console.print(f"  {m}"))
+    )
+    table = Table(
+        "scenario", "calls", "passes", "bridge", "replay", "x", "bridge wall", "replay wall", "x",
+        "same", title="replay vs the live bridge: time in the interpreter and wall time (ms)",
+        caption=report["interpreter"],
+    )  # fmt: skip
+    for s in report["scenarios"]:
+        table.add_row(
+            s["name"],
+            str(s["tool_calls"]),
+            str(s["passes"]),
+            f"{s['bridge_ms']:.1f}",
+            f"{s['replay_interpreter_ms']:.1f}",
+            f"{s['interpreter_ratio']:.2f}x",
+            f"{s['bridge_wall_ms']:.1f}",
+            f"{s['replay_wall_ms']:.1f}",
+            f"{s['wall_ratio']:.2f}x",
+            _mark(s["same_output"]),
+        )
+    console.print(table)
+    path = replay_bench.write_report(report, out)
     console.print(f"results written to {path}")

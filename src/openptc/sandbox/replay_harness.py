@@ -1,0 +1,693 @@
+"""The replay harness: runs a program INSIDE a code interpreter that cannot call the host back.
+
+Standard library only, CPython >= 3.10. This file's source is shipped into the interpreter once per
+session (``setup_code``), with the definitions it shares with the live runtime pasted in from
+``runtime.py`` (argument binding, ``asyncio.run`` rewriting, output capping, traceback trimming),
+so a program behaves the same under replay as under the bridge. Each pass then sends one
+expression (``pass_code``): run this program with these tool results known.
+
+A pass runs the program in a fresh event loop on a new thread (the interpreter may itself be
+running a loop, as a Jupyter kernel does), with ``random`` seeded and the wall clock fixed, so that
+passes agree. The program advances in *steps*: a step ends when the event loop is about to block
+(every task waits). The table holds, per step, the calls made in it and their results. A call in a
+recorded step must be one of that step's calls (same tool, same arguments; in any order, because
+``asyncio.as_completed`` and ``asyncio.wait`` start their calls in set order), else the pass has
+*diverged*; the step's results are delivered together when it ends. The calls of the first step
+beyond the table are new: the pass ends there and reports all of them, numbered in the order they
+were made. So an ``asyncio.gather`` of fifty calls costs one pass, and a program needs one pass per
+level of dependent calls, plus one to finish.
+
+The answer is one line on the interpreter's stdout, found by its marker among any other output::
+
+    <marker> {"status": "done" | "error" | "need_calls" | "diverged"
+                        | "ready" | "need_setup" | "need_table",
+              "calls": [{"id", "tool", "args"}], "stdout", "stderr", "stdout_truncated",
+              "error": {"kind", "type", "message", "traceback", "line"} | null,
+              "divergence": {...} | null, "notices": [...]}
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import builtins
+import collections  # noqa: F401 (used by the definitions from runtime.py)
+import contextlib
+import datetime
+import importlib.metadata
+import importlib.util
+import inspect
+import io  # noqa: F401 (used by the definitions from runtime.py)
+import json
+import linecache
+import random
+import re
+import selectors
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # shipped: this block is replaced by these definitions, copied from runtime.py
+    from openptc.sandbox.runtime import (
+        ERROR_TYPES,
+        PROGRAM_PREFIX,
+        AsyncioRunRewriter,
+        CappedWriter,
+        ToolArgumentError,
+        ToolError,
+        bind_arguments,
+        encode_arguments,
+        lenient_json_loads,
+        program_frames,
+    )
+
+SHARED_WITH_RUNTIME = frozenset(
+    {
+        "PROGRAM_PREFIX",
+        "ToolError",
+        "ToolArgumentError",
+        "ERROR_TYPES",
+        "CappedWriter",
+        "lenient_json_loads",
+        "ORIGINAL_JSON_LOADS",
+        "AsyncioRunRewriter",
+        "bind_arguments",
+        "encode_arguments",
+        "program_frames",
+    }
+)
+MARKER_PREFIX = "__OPENPTC_REPLAY_"
+
+Json = dict[str, Any]
+
+
+# == inside the interpreter ========================================================================
+
+
+def canonical(arguments: Any) -> str:
+    """One text per set of arguments, so a call compares equal to its record (1 != 1.0 != true)."""
+    return json.dumps(arguments, sort_keys=True, separators=(",", ":"))
+
+
+class _RealTypeCheck(type):
+    """``isinstance(x, datetime.date)`` stays true for real dates while the class is frozen."""
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        return isinstance(instance, cls.__bases__[0])
+
+    def __subclasscheck__(cls, subclass: Any) -> bool:
+        return issubclass(subclass, cls.__bases__[0])
+
+
+def frozen_date_classes(now: float) -> tuple[type, type]:
+    """``datetime.date`` and ``datetime.datetime`` whose today()/now() return ``now``."""
+
+    class date(datetime.date, metaclass=_RealTypeCheck):
+        @classmethod
+        def today(cls) -> Any:
+            return cls.fromtimestamp(now)
+
+        def __repr__(self) -> str:
+            return "datetime." + super().__repr__()
+
+    class datetime_(datetime.datetime, metaclass=_RealTypeCheck):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return cls.fromtimestamp(now, tz)
+
+        @classmethod
+        def utcnow(cls) -> Any:
+            utc = datetime.timezone.utc  # noqa: UP017 (datetime.UTC is new in 3.11)
+            return cls.fromtimestamp(now, utc).replace(tzinfo=None)
+
+        @classmethod
+        def today(cls) -> Any:
+            return cls.fromtimestamp(now)
+
+        def __repr__(self) -> str:
+            return "datetime." + super().__repr__()
+
+    datetime_.__name__ = datetime_.__qualname__ = "datetime"
+    for cls in (date, datetime_):
+        cls.__module__ = "datetime"
+    return date, datetime_
+
+
+class FixedClock:
+    """The wall clock frozen at one instant for a pass, so that every pass sees the same "now".
+
+    ``time.monotonic`` and ``time.perf_counter`` stay real: the event loop runs on them, and a
+    program that branches on them is what divergence detection is for.
+    """
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.saved: list[tuple[Any, str, Any]] = []
+
+    def install(self) -> None:
+        now = self.now
+        real_localtime, real_gmtime, real_strftime = time.localtime, time.gmtime, time.strftime
+        date, datetime_ = frozen_date_classes(now)
+        self.patch(time, "time", lambda: now)
+        self.patch(time, "time_ns", lambda: round(now * 1e6) * 1000)
+        self.patch(
+            time, "localtime", lambda secs=None: real_localtime(now if secs is None else secs)
+        )
+        self.patch(time, "gmtime", lambda secs=None: real_gmtime(now if secs is None else secs))
+        self.patch(time, "ctime", lambda secs=None: time.asctime(time.localtime(secs)))
+        self.patch(
+            time,
+            "strftime",
+            lambda fmt, t=None: real_strftime(fmt, real_localtime(now) if t is None else t),
+        )
+        self.patch(datetime, "date", date)
+        self.patch(datetime, "datetime", datetime_)
+
+    def patch(self, owner: Any, name: str, value: Any) -> None:
+        self.saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    def remove(self) -> None:
+        while self.saved:
+            owner, name, value = self.saved.pop()
+            setattr(owner, name, value)
+
+
+class PassSelector(selectors.DefaultSelector):
+    """Hands the moment the event loop would block to the pass, which may end it there."""
+
+    def __init__(self, on_block: Callable[[], bool]) -> None:
+        super().__init__()
+        self.on_block = on_block
+
+    def select(self, timeout: float | None = None) -> Any:
+        if (timeout is None or timeout > 0) and self.on_block():
+            timeout = 0  # the pass answered calls or stopped the loop: do not wait
+        return super().select(timeout)
+
+
+def describe(exc: BaseException, kind: str) -> Json:
+    """A traceback trimmed to the program's own lines, then the exception (as the runtime does)."""
+    frames = traceback.StackSummary.extract(program_frames(exc.__traceback__))
+    lines = ["Traceback (most recent call last):\n", *frames.format()] if frames else []
+    lines += traceback.format_exception_only(type(exc), exc)
+    return {
+        "kind": kind,
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(lines),
+        "line": frames[-1].lineno if frames else None,
+    }
+
+
+def compile_program(code: str, filename: str) -> Any:
+    """Compile with top-level ``await``, ``asyncio.run(main())`` rewritten as ``await main()``."""
+    parsed = ast.parse(code, filename)
+    tree = AsyncioRunRewriter(parsed).visit(parsed)
+    ast.fix_missing_locations(tree)
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    return compile(tree, filename, "exec", flags=flags, dont_inherit=True)
+
+
+def base_namespace() -> Json:
+    return {
+        "__name__": "__main__",
+        "__builtins__": builtins,
+        "ToolError": ToolError,
+        "ToolArgumentError": ToolArgumentError,
+        "asyncio": asyncio,
+        "json": json,
+        "exit": sys.exit,
+        "quit": sys.exit,
+    }
+
+
+class Pass:
+    """One run of the program with the tool results known so far."""
+
+    def __init__(self, session: InterpreterSession, config: Json) -> None:
+        self.session = session
+        self.config = config
+        self.steps = session.steps
+        self.known = sum(map(len, self.steps))
+        self.namespace = dict(session.namespace)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.step = 0  # the step of the table the program is in
+        self.expected = self.expect(0)
+        self.made = 0  # calls made in this step
+        self.used = 0  # calls answered from the table in this pass
+        self.answering: list[tuple[asyncio.Future[Json], Json]] = []
+        self.new_calls: list[Json] = []
+        self.divergence: Json | None = None
+        self.stopped = False  # the pass ended at a block, before the program did
+        self.unwinding = False
+        self.created: list[tuple[Any, str, int | None]] = []
+        self.error: Json | None = None
+        self.notices: list[str] = []
+        self.tools = self.make_tools()
+        self.namespace.update(self.tools)
+
+    # -- tools ----------------------------------------------------------------------------------
+    def make_tools(self) -> dict[str, Callable[..., Any]]:
+        """Host tools answered from the table; pre-loaded tools (same name or not) run here."""
+        tools = {
+            spec["name"]: self.tool_function(spec["name"], list(spec["params"]), self.host_call)
+            for spec in self.config["tools"]
+        }
+        for name, (fn, params) in self.session.preloaded.items():
+            tools[name] = self.tool_function(name, params, self.local_call(fn))
+        return tools
+
+    def tool_function(self, name: str, params: list[str], call: Any) -> Callable[..., Any]:
+        def tool_function(*args: Any, **kwargs: Any) -> Any:
+            arguments = bind_arguments(name, params, args, kwargs)
+            encoded = encode_arguments(name, arguments)
+            caller = sys._getframe(1)
+            line = caller.f_lineno if caller.f_code.co_filename.startswith(PROGRAM_PREFIX) else None
+            coroutine = call(name, json.loads(encoded), line)
+            self.created.append((coroutine, name, line))
+            return coroutine
+
+        tool_function.__name__ = tool_function.__qualname__ = name
+        tool_function.__doc__ = f"Call the tool {name!r}; returns its JSON result."
+        return tool_function
+
+    def expect(self, step: int) -> dict[tuple[str, str], list[Json]]:
+        """The calls recorded for one step, by tool and arguments (their order may vary)."""
+        expected: dict[tuple[str, str], list[Json]] = {}
+        for entry in self.steps[step] if step < len(self.steps) else ():
+            expected.setdefault((entry["tool"], entry["key"]), []).append(entry)
+        return expected
+
+    async def host_call(self, name: str, arguments: Json, line: int | None) -> Any:
+        if self.unwinding:
+            raise asyncio.CancelledError  # the pass is over; nothing more is asked for
+        assert self.loop is not None
+        future: asyncio.Future[Json] = self.loop.create_future()
+        if self.step < len(self.steps):
+            matches = self.expected.get((name, canonical(arguments)))
+            if matches:
+                self.made += 1
+                self.answering.append((future, matches.pop(0)))
+            else:
+                self.diverge(name, arguments, line)
+        else:
+            call_id = self.known + len(self.new_calls) + 1
+            self.new_calls.append({"id": call_id, "tool": name, "args": arguments})
+        entry = await future
+        if entry["ok"]:
+            return json.loads(entry["value"])  # a fresh copy: passes must not share mutations
+        error = entry.get("error") or {}
+        raise ERROR_TYPES.get(error.get("type", ""), ToolError)(error.get("message", "tool failed"))
+
+    def local_call(self, fn: Callable[..., Any]) -> Any:
+        """A pre-loaded tool: runs in the interpreter, its result made JSON as a host tool's is."""
+
+        async def call(name: str, arguments: Json, line: int | None) -> Any:
+            try:
+                inspect.signature(fn).bind(**arguments)
+            except TypeError as exc:
+                raise ToolArgumentError(f"{name}(): {exc}") from None
+            try:
+                result = fn(**arguments)
+                if inspect.isawaitable(result):
+                    result = await result
+            except ToolError:
+                raise
+            except Exception as exc:
+                raise ToolError(f"{type(exc).__name__}: {exc}") from exc
+            try:
+                return json.loads(json.dumps(result, allow_nan=False))
+            except (TypeError, ValueError) as exc:
+                raise ToolError(f"{name}() returned a value that is not JSON: {exc}") from None
+
+        return call
+
+    def diverge(self, name: str, arguments: Json, line: int | None) -> None:
+        """A call that the earlier pass did not make at this point of the program."""
+        if self.divergence is None:
+            left = [e for entries in self.expected.values() for e in entries]
+            self.divergence = {
+                "reason": "mismatch",
+                "step": self.step + 1,
+                "tool": name,
+                "args": arguments,
+                "line": line,
+                "expected": [{"tool": e["tool"], "args": e["args"]} for e in left[:3]],
+                "expected_count": len(left),
+            }
+        self.end()
+
+    def fewer_calls(self) -> Json:
+        return {
+            "reason": "fewer",
+            "step": self.step + 1,
+            "made": self.used + self.made,
+            "known": self.known,
+        }
+
+    # -- the event loop -------------------------------------------------------------------------
+    def on_block(self) -> bool:
+        """Every task waits: the step is complete. Answer it from the table, or end the pass
+        there if it made calls the table does not have (or fewer than the table has)."""
+        if self.unwinding or self.new_calls or self.divergence is not None:
+            self.end()
+            return True
+        if not self.answering:
+            return False  # only timers or threads to wait for: wait for real
+        if self.made < len(self.steps[self.step]):
+            self.divergence = self.fewer_calls()
+            self.end()
+            return True
+        answering, self.answering = self.answering, []
+        for future, entry in answering:
+            if not future.done():
+                future.set_result(entry)
+        self.step += 1
+        self.used += self.made
+        self.expected, self.made = self.expect(self.step), 0
+        return True
+
+    def end(self) -> None:
+        if not self.unwinding:
+            self.stopped = True
+        assert self.loop is not None
+        self.loop.stop()
+
+    def run_loop(self) -> None:
+        """The thread's body: a fresh loop, the program, then whatever it left running."""
+        loop = asyncio.SelectorEventLoop(PassSelector(self.on_block))
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            main = loop.create_task(self.run_program())
+            with contextlib.suppress(RuntimeError):  # "Event loop stopped": the pass ended
+                loop.run_until_complete(main)
+            if main.done() and not main.cancelled():
+                self.error = main.result()
+            self.unwind(loop)
+        except BaseException as exc:  # a fault of the harness itself, reported as such
+            self.error = describe(exc, "exception")
+            self.error["type"] = "ReplayHarnessError"
+            self.error["traceback"] = traceback.format_exc()
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    async def run_program(self) -> Json | None:
+        code, filename = self.config["program"], self.config["filename"]
+        try:
+            compiled = compile_program(code, filename)
+        except SyntaxError as exc:
+            return {
+                "kind": "syntax",
+                "type": type(exc).__name__,
+                "message": f"{exc.msg} (line {exc.lineno})",
+                "traceback": "".join(traceback.format_exception_only(type(exc), exc)),
+                "line": exc.lineno,
+            }
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        try:
+            result = eval(compiled, self.namespace)
+            if inspect.iscoroutine(result):
+                await result
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                return describe(exc, "exception")
+        except MemoryError as exc:
+            return describe(exc, "memory")
+        except BaseException as exc:
+            return describe(exc, "exception")
+        return None
+
+    def unwind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel what the program left running; a task that will not end is left behind."""
+        self.unwinding = True
+        leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            with contextlib.suppress(RuntimeError):  # stopped: a task blocked while unwinding
+                loop.run_until_complete(asyncio.wait(leftovers))
+            if not self.stopped:
+                self.notices.append(
+                    f"{len(leftovers)} background task(s) were still running when the program "
+                    "ended and were cancelled"
+                )
+        self.notices.extend(self.unawaited_calls())
+
+    def unawaited_calls(self) -> list[str]:
+        """Tool calls made without ``await``: they never ran. One notice per tool."""
+        missed: dict[str, list[int | None]] = {}
+        for coroutine, name, line in self.created:
+            if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
+                missed.setdefault(name, []).append(line)
+                coroutine.close()
+        self.created = []
+        notices = []
+        for name, lines in missed.items():
+            where = f" on line {lines[0]}" if lines[0] else ""
+            times = f" ({len(lines)} calls)" if len(lines) > 1 else ""
+            notices.append(
+                f"{name}(...){where} was called without `await`{times}, so the tool never ran; "
+                f"write `await {name}(...)` (or pass the calls to asyncio.gather)"
+            )
+        return notices
+
+    # -- the pass as a whole --------------------------------------------------------------------
+    def run(self) -> Json:
+        """Run the program on its own thread with output captured, random seeded, clock fixed."""
+        cap = int(self.config["output_bytes"])
+        stdout, stderr = CappedWriter(cap), CappedWriter(cap)
+        clock = FixedClock(float(self.config["clock"]))
+        saved = sys.stdout, sys.stderr, json.loads, random.getstate()
+        sys.stdout, sys.stderr = stdout, stderr
+        json.loads = lenient_json_loads
+        random.seed(self.config["seed"])
+        clock.install()
+        try:
+            thread = threading.Thread(target=self.run_loop, name="openptc-replay", daemon=True)
+            thread.start()
+            thread.join()
+        finally:
+            clock.remove()
+            sys.stdout, sys.stderr, json.loads, state = saved
+            random.setstate(state)
+        outcome = self.outcome()
+        if outcome["status"] in ("done", "error"):
+            self.session.commit(self.namespace, self.tools)
+        outcome.update(
+            stdout=stdout.text(), stderr=stderr.text(), stdout_truncated=bool(stdout.dropped)
+        )
+        return outcome
+
+    def outcome(self) -> Json:
+        if self.divergence is None and not self.stopped and self.step < len(self.steps):
+            self.divergence = self.fewer_calls()  # it ended before making every recorded call
+        if self.divergence is not None:
+            return {"status": "diverged", "divergence": self.divergence}
+        if self.stopped:
+            return {"status": "need_calls", "calls": self.new_calls}
+        status = "error" if self.error is not None else "done"
+        return {"status": status, "error": self.error, "notices": self.notices}
+
+
+class InterpreterSession:
+    """What the interpreter keeps between passes and programs: the program's variables, the
+    pre-loaded tools, and the steps of the current execution's table (so that a pass sends only
+    the new ones). A step is the calls made between two moments the program blocked.
+    """
+
+    def __init__(self, marker: str, preloaded: dict[str, tuple[Callable[..., Any], list[str]]]):
+        self.marker = marker
+        self.preloaded = preloaded
+        self.namespace = base_namespace()
+        self.execution: int | None = None
+        self.steps: list[list[Json]] = []
+
+    def run_pass(self, config_text: str) -> str:
+        config = json.loads(config_text)
+        if not self.sync_table(config):
+            return envelope(self.marker, {"status": "need_table"})
+        return envelope(self.marker, Pass(self, config).run())
+
+    def sync_table(self, config: Json) -> bool:
+        start = config["table_start"]
+        if start == 0:
+            self.execution, self.steps = config["execution"], []
+        elif self.execution != config["execution"] or len(self.steps) != start:
+            return False  # the interpreter lost what earlier passes sent: send it all again
+        for step in config["table"]:
+            for entry in step:
+                entry["key"] = canonical(entry["args"])
+                if entry["ok"]:
+                    entry["value"] = json.dumps(entry["value"])  # parsed afresh for each pass
+            self.steps.append(step)
+        return True
+
+    def commit(self, namespace: Json, tools: dict[str, Any]) -> None:
+        """The final pass's variables persist; its tool functions do not."""
+        self.namespace = {k: v for k, v in namespace.items() if tools.get(k) is not v}
+
+
+def envelope(marker: str, payload: Json) -> str:
+    return f"\n{marker} {json.dumps(payload, separators=(',', ':'))}"
+
+
+def requirement_missing(requirement: str) -> bool:
+    """Whether a requirement (a distribution or module name, version ignored) is absent here."""
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    if match is None:
+        return True
+    name = match.group(1)
+    try:
+        importlib.metadata.distribution(name)
+        return False
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        return importlib.util.find_spec(name.replace("-", "_")) is None
+    except (ImportError, ValueError):
+        return True
+
+
+def install_tools(specs: list[Json]) -> dict[str, tuple[Callable[..., Any], list[str]]]:
+    """Define each pre-loaded tool from its source; ValueError says which one failed and why."""
+    tools: dict[str, tuple[Callable[..., Any], list[str]]] = {}
+    for spec in specs:
+        name = spec["name"]
+        missing = [r for r in spec["requirements"] if requirement_missing(r)]
+        if missing:
+            raise ValueError(
+                f"pre-loaded tool {name!r} requires {', '.join(map(repr, missing))}, which "
+                f"{'is' if len(missing) == 1 else 'are'} not installed in this interpreter "
+                "(openptc does not install packages at run time; use an interpreter that has them)"
+            )
+        filename = f"<tool {name}>"
+        linecache.cache[filename] = (len(spec["source"]), None, spec["source"].splitlines(True), "")
+        namespace: Json = {"__name__": f"openptc_tool_{name}", "__builtins__": builtins}
+        try:
+            exec(compile(spec["source"], filename, "exec", dont_inherit=True), namespace)
+        except BaseException as exc:
+            raise ValueError(
+                f"pre-loaded tool {name!r} failed to load: {type(exc).__name__}: {exc}"
+            ) from None
+        fn = namespace.get(name)
+        if not callable(fn):
+            raise ValueError(f"pre-loaded tool {name!r}: its source does not define {name}()")
+        tools[name] = (fn, list(spec["params"]))
+    return tools
+
+
+def open_session(config_text: str) -> tuple[InterpreterSession | None, str]:
+    """Set up the session: install the pre-loaded tools; the line says ready or why not."""
+    config = json.loads(config_text)
+    marker = config["marker"]
+    try:
+        tools = install_tools(config["preloaded"])
+    except ValueError as exc:
+        error = {"kind": "exception", "type": "ReplaySetupError", "message": str(exc)}
+        return None, envelope(marker, {"status": "error", "error": error})
+    return InterpreterSession(marker, tools), envelope(marker, {"status": "ready"})
+
+
+# == on the host ===================================================================================
+
+
+def _defined_names(node: ast.stmt) -> set[str]:
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return {node.name}
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, ast.AnnAssign):
+        targets = [node.target]
+    names = set()
+    for target in targets:
+        while isinstance(target, ast.Attribute):
+            target = target.value
+        if isinstance(target, ast.Name):
+            names.add(target.id)
+    return names
+
+
+def runtime_definitions(runtime_source: str, names: frozenset[str]) -> str:
+    """The top-level statements of ``runtime.py`` that define the given names, in its order."""
+    tree = ast.parse(runtime_source)
+    picked = [
+        ast.get_source_segment(runtime_source, node) or ""
+        for node in tree.body
+        if _defined_names(node) & names
+    ]
+    return "\n\n\n".join(picked) + "\n"
+
+
+def harness_source() -> str:
+    """This file as shipped: the ``TYPE_CHECKING`` import replaced by runtime.py's definitions."""
+    here = Path(__file__)
+    own = here.read_text()
+    shared = runtime_definitions(here.with_name("runtime.py").read_text(), SHARED_WITH_RUNTIME)
+    block = next(
+        node
+        for node in ast.parse(own).body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    )
+    assert block.end_lineno is not None
+    lines = own.splitlines(keepends=True)
+    return "".join(lines[: block.lineno - 1]) + shared + "".join(lines[block.end_lineno :])
+
+
+def marker_for(nonce: str) -> str:
+    return f"{MARKER_PREFIX}{nonce}__"
+
+
+def setup_code(
+    source: str, module: str, marker: str, preloaded: Sequence[Json], *, announce: bool = True
+) -> str:
+    """Code that installs the harness as module ``module`` and opens its session.
+
+    It prints whether the session is ready; without ``announce``, only if it is not (the code
+    then goes in front of a pass, for an interpreter that keeps no state between runs).
+    """
+    config = json.dumps({"marker": marker, "preloaded": list(preloaded)})
+    return f"""\
+def _openptc_replay_setup():
+    import sys, types
+    module = types.ModuleType({module!r})
+    sys.modules[{module!r}] = module
+    code = compile({source!r}, "<openptc replay harness>", "exec", dont_inherit=True)
+    exec(code, module.__dict__)
+    module.session, line = module.open_session({config!r})
+    if {announce!r} or module.session is None:
+        print(line)
+_openptc_replay_setup()
+del _openptc_replay_setup
+"""
+
+
+def pass_code(module: str, marker: str, config: Json, new_steps: Sequence[Sequence[str]]) -> str:
+    """One pass as one expression; ``new_steps`` hold table entries already encoded as JSON."""
+    head = json.dumps(config, separators=(",", ":"))
+    steps = ",".join("[" + ",".join(step) + "]" for step in new_steps)
+    config_text = head[:-1] + ',"table":[' + steps + "]}"
+    missing = envelope(marker, {"status": "need_setup"})
+    sessions = f'getattr(__import__("sys").modules.get({module!r}), "session", None)'
+    return (
+        f"print({sessions}.run_pass({config_text!r}) if {sessions} is not None else {missing!r})\n"
+    )
+
+
+def parse_envelope(stdout: str, marker: str) -> Json | None:
+    """The harness's answer in an interpreter's stdout; None if absent, ValueError if cut short."""
+    start = stdout.rfind(f"\n{marker} ")
+    if start < 0:
+        return None
+    line = stdout[start + len(marker) + 2 :].split("\n", 1)[0]
+    payload = json.loads(line)
+    if not isinstance(payload, dict) or not isinstance(payload.get("status"), str):
+        raise ValueError("the replay result has no status")
+    return payload
