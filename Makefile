@@ -35,6 +35,7 @@ test: $(STAMP) sandbox-deps
 
 bench: $(STAMP) sandbox-deps
 	$(BIN)/ptc bench sandbox
+	$(BIN)/ptc bench replay
 
 doctor: $(STAMP) sandbox-deps
 	$(BIN)/ptc doctor

@@ -28,12 +28,22 @@ def readme_python_blocks() -> list[str]:
 
 
 def test_readme_library_example_runs_as_written() -> None:
-    (example,) = readme_python_blocks()
+    example = readme_python_blocks()[0]
     done = run(sys.executable, "-c", example)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "c0 spent the most: $1,650.00"
     assert lines[1] == "c0 spent the most. 2 4"
+
+
+def test_readme_replay_example_runs_as_written() -> None:
+    blocks = readme_python_blocks()
+    assert len(blocks) == 2  # every python block of the README is run by a test
+    done = run(sys.executable, "-c", blocks[1])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "3 passes, 49 tool calls"
+    assert lines[1] == "4 of 24 engineering members exceeded their Q3 travel budget"
 
 
 def test_readme_names_the_two_commands_and_ci_runs_the_test_one() -> None:
