@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 from botocore.eventstream import ParserError
 from botocore.exceptions import (
@@ -50,6 +48,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from openptc.aws import make_client
 from openptc.models.base import (
     Block,
     Message,
@@ -500,12 +499,10 @@ class _BedrockModel:
         """The boto3 client, created on first use (reading AWS configuration is blocking I/O)."""
         with self._client_lock:
             if self._client is None:
-                session = boto3.Session(profile_name=self._profile, region_name=self._region)
-                # botocore reads only AWS_DEFAULT_REGION; AWS_REGION is what most AWS SDKs read.
-                region = session.region_name or os.environ.get("AWS_REGION")
-                self._client = session.client(
+                self._client = make_client(
                     "bedrock-runtime",
-                    region_name=region,
+                    profile=self._profile,
+                    region=self._region,
                     endpoint_url=self._endpoint_url,
                     config=self._config,
                 )

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import threading
 import time
 import uuid
@@ -26,7 +25,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import boto3
 import urllib3.exceptions
 from botocore.config import Config
 from botocore.exceptions import (
@@ -44,6 +42,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from openptc.aws import make_client
 from openptc.sandbox.base import SandboxError, SessionClosed
 from openptc.sandbox.interpreter import CodeRun
 
@@ -323,12 +322,10 @@ class AgentCoreInterpreter:
         """The boto3 client (untyped: no stubs for ``bedrock-agentcore``), made on first use."""
         with self._client_lock:
             if self._client is None:
-                session = boto3.Session(profile_name=self._profile, region_name=self._region)
-                # botocore reads only AWS_DEFAULT_REGION; AWS_REGION is what most AWS SDKs read.
-                region = session.region_name or os.environ.get("AWS_REGION")
-                self._client = session.client(
+                self._client = make_client(
                     "bedrock-agentcore",
-                    region_name=region,
+                    profile=self._profile,
+                    region=self._region,
                     endpoint_url=self._endpoint_url,
                     config=self._config,
                 )

@@ -24,7 +24,6 @@ from typing import Any
 
 from openptc.sandbox import protocol, replay_harness
 from openptc.sandbox.base import (
-    CallOutcome,
     Execution,
     ExecutionError,
     Isolation,
@@ -35,6 +34,7 @@ from openptc.sandbox.base import (
     ToolCallRecord,
     ToolHost,
 )
+from openptc.sandbox.host_calls import run_tool_call
 from openptc.sandbox.interpreter import CodeInterpreter, LocalInterpreter
 from openptc.sandbox.isolation import IsolationMode
 from openptc.sandbox.local import LocalSandbox
@@ -254,55 +254,26 @@ class _HostCalls:
 
     async def run(self, call_id: int, tool: str, args: dict[str, Any]) -> str:
         """The call's table entry, encoded as JSON; a failing tool is an entry too."""
-        started = time.perf_counter()
-        outcome: CallOutcome = "ok"
-        error: str | None = None
-        try:
+
+        def on_value(value: Any) -> str:
             try:
-                if self.tools is None:
-                    raise ToolCallError(f"no tools are available; {tool!r} cannot be called")
-                value = await self.tools.call(tool, args)
-                try:
-                    return _encode({"tool": tool, "args": args, "ok": True, "value": value})
-                except (TypeError, ValueError) as exc:
-                    raise ToolCallError(
-                        f"the tool returned a value that is not JSON: {exc}"
-                    ) from None
-            except ToolCallError as exc:
-                outcome, error = "error", str(exc)
-                failure = {"type": exc.kind, "message": str(exc)}
-            except (KeyboardInterrupt, asyncio.CancelledError):
-                raise
-            except BaseException as exc:  # SystemExit from a tool must not stop the host
-                outcome, error = "error", f"{type(exc).__name__}: {exc}"
-                failure = {"type": "ToolError", "message": error}
+                return _encode({"tool": tool, "args": args, "ok": True, "value": value})
+            except (TypeError, ValueError) as exc:
+                raise ToolCallError(f"the tool returned a value that is not JSON: {exc}") from None
+
+        def on_error(error: ToolCallError) -> str:
+            failure = {"type": error.kind, "message": str(error)}
             return _encode({"tool": tool, "args": args, "ok": False, "error": failure})
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                outcome, error = "cancelled", "the execution ended before the tool finished"
-                raise
-            outcome = "error"  # the tool itself raised CancelledError: an error like any other
-            error = "CancelledError: the tool was cancelled"
-            return _encode(
-                {
-                    "tool": tool,
-                    "args": args,
-                    "ok": False,
-                    "error": {"type": "ToolError", "message": error},
-                }
-            )
-        finally:
-            self.records.append(
-                ToolCallRecord(
-                    call_id=call_id,
-                    tool=tool,
-                    arguments=args,
-                    outcome=outcome,
-                    error=error,
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                )
-            )
+
+        return await run_tool_call(
+            self.tools,
+            call_id,
+            tool,
+            args,
+            records=self.records,
+            on_value=on_value,
+            on_error=on_error,
+        )
 
 
 class _Replay:

@@ -20,18 +20,17 @@ from typing import Any
 
 from openptc.sandbox import protocol
 from openptc.sandbox.base import (
-    CallOutcome,
     ErrorKind,
     Execution,
     ExecutionError,
     Isolation,
     Limits,
     SandboxError,
-    ToolCallError,
     ToolCallRecord,
     ToolHost,
 )
 from openptc.sandbox.bundle import RuntimeBundle
+from openptc.sandbox.host_calls import run_tool_call
 from openptc.sandbox.isolation import (
     Interpreter,
     IsolationChoice,
@@ -273,46 +272,18 @@ class Worker:
     async def _run_call(
         self, running: _Running, call_id: int, tool: str, args: dict[str, Any]
     ) -> None:
-        """Run one tool on the host and send its result; nothing a tool does crashes the host."""
-        started = time.perf_counter()
-        outcome: CallOutcome = "ok"
-        error: str | None = None
-        try:
-            try:
-                if running.tools is None:
-                    raise ToolCallError(f"no tools are available; {tool!r} cannot be called")
-                value = await running.tools.call(tool, args)
-                data = protocol.tool_result_message(call_id, value)
-            except ToolCallError as exc:
-                outcome, error = "error", str(exc)
-                data = protocol.tool_error_message(call_id, exc)
-            except (KeyboardInterrupt, asyncio.CancelledError):
-                raise
-            except BaseException as exc:  # SystemExit from a tool must not stop the host
-                outcome, error = "error", f"{type(exc).__name__}: {exc}"
-                data = protocol.tool_error_message(call_id, ToolCallError(error))
-            if self._writer is not None and not self._writer.is_closing():
-                self._writer.write(data)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                outcome, error = "cancelled", "the program ended before the tool finished"
-                raise
-            # The tool itself raised CancelledError: an error like any other for the program.
-            outcome, error = "error", "CancelledError: the tool was cancelled"
-            if self._writer is not None and not self._writer.is_closing():
-                self._writer.write(protocol.tool_error_message(call_id, ToolCallError(error)))
-        finally:
-            running.records.append(
-                ToolCallRecord(
-                    call_id=call_id,
-                    tool=tool,
-                    arguments=args,
-                    outcome=outcome,
-                    error=error,
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                )
-            )
+        """Run one tool on the host and send its result to the program."""
+        data = await run_tool_call(
+            running.tools,
+            call_id,
+            tool,
+            args,
+            records=running.records,
+            on_value=lambda value: protocol.tool_result_message(call_id, value),
+            on_error=lambda error: protocol.tool_error_message(call_id, error),
+        )
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(data)
 
     # -- execution ------------------------------------------------------------------------------
     async def execute(self, code: str, tools: ToolHost | None, limits: Limits) -> Execution:
