@@ -63,6 +63,7 @@ if TYPE_CHECKING:  # shipped: this block is replaced by these definitions, copie
         encode_arguments,
         lenient_json_loads,
         program_frames,
+        unawaited_notices,
     )
 
 SHARED_WITH_RUNTIME = frozenset(
@@ -78,6 +79,7 @@ SHARED_WITH_RUNTIME = frozenset(
         "bind_arguments",
         "encode_arguments",
         "program_frames",
+        "unawaited_notices",
     }
 )
 MARKER_PREFIX = "__OPENPTC_REPLAY_"
@@ -441,21 +443,8 @@ class Pass:
         self.notices.extend(self.unawaited_calls())
 
     def unawaited_calls(self) -> list[str]:
-        """Tool calls made without ``await``: they never ran. One notice per tool."""
-        missed: dict[str, list[int | None]] = {}
-        for coroutine, name, line in self.created:
-            if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
-                missed.setdefault(name, []).append(line)
-                coroutine.close()
+        notices = unawaited_notices(self.created)
         self.created = []
-        notices = []
-        for name, lines in missed.items():
-            where = f" on line {lines[0]}" if lines[0] else ""
-            times = f" ({len(lines)} calls)" if len(lines) > 1 else ""
-            notices.append(
-                f"{name}(...){where} was called without `await`{times}, so the tool never ran; "
-                f"write `await {name}(...)` (or pass the calls to asyncio.gather)"
-            )
         return notices
 
     # -- the pass as a whole --------------------------------------------------------------------

@@ -212,6 +212,24 @@ def encode_arguments(name: str, arguments: dict[str, Any]) -> str:
     raise TypeError(f"{name}(): arguments are not JSON-serializable")
 
 
+def unawaited_notices(created: list[tuple[Any, str, int | None]]) -> list[str]:
+    """Tool calls made without ``await`` never ran: one notice per tool, and close them."""
+    missed: dict[str, list[int | None]] = {}
+    for coroutine, name, line in created:
+        if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
+            missed.setdefault(name, []).append(line)
+            coroutine.close()
+    notices = []
+    for name, lines in missed.items():
+        where = f" on line {lines[0]}" if lines[0] else ""
+        times = f" ({len(lines)} calls)" if len(lines) > 1 else ""
+        notices.append(
+            f"{name}(...){where} was called without `await`{times}, so the tool never ran; "
+            f"write `await {name}(...)` (or pass the calls to asyncio.gather)"
+        )
+    return notices
+
+
 def program_frames(tb: Any, keep: int = 40) -> list[tuple[Any, int]]:
     """The last ``keep`` frames of the program's own code (a deep recursion has a million)."""
     tail: collections.deque[tuple[Any, int]] = collections.deque(maxlen=keep)
@@ -447,21 +465,8 @@ class Runtime:
         ]
 
     def unawaited_calls(self) -> list[str]:
-        """Tool calls made without ``await``: they never ran. One notice per tool."""
-        missed: dict[str, list[int | None]] = {}
-        for coroutine, name, line in self.created:
-            if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
-                missed.setdefault(name, []).append(line)
-                coroutine.close()
+        notices = unawaited_notices(self.created)
         self.created = []
-        notices = []
-        for name, lines in missed.items():
-            where = f" on line {lines[0]}" if lines[0] else ""
-            times = f" ({len(lines)} calls)" if len(lines) > 1 else ""
-            notices.append(
-                f"{name}(...){where} was called without `await`{times}, so the tool never ran; "
-                f"write `await {name}(...)` (or pass the calls to asyncio.gather)"
-            )
         return notices
 
 
