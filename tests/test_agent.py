@@ -12,6 +12,7 @@ from openptc.agent import Agent, RunResult
 from openptc.bench import brains, expense
 from openptc.models import (
     Message,
+    ModelError,
     ModelRequest,
     ModelResponse,
     ModelUsage,
@@ -301,3 +302,25 @@ async def test_provider_usage_is_used_when_reported() -> None:
     assert result.usage.tokens_counted == "provider"
     assert result.usage.input_tokens == 123 and result.usage.output_tokens == 7
     assert result.answer == "ok" and result.model_label == "test model with provider usage"
+
+
+async def test_a_model_failure_mid_run_keeps_what_was_done(sandbox: LocalSandbox) -> None:
+    def brain(request: ModelRequest) -> Any:
+        if len(request.messages) == 1:
+            return _code(expense.REFERENCE_PROGRAM)
+        raise ModelError("the provider is down")
+
+    result = await Agent(ScriptedModel(brain), expense.make_tools(), sandbox).run("go")
+    assert result.stop == "model_error"
+    assert "the provider is down" in result.answer
+    assert result.usage.model_calls == 1 and result.usage.tool_calls == 49
+    assert len(result.executions) == 1 and result.executions[0].ok
+    assert len(result.transcript) == 3  # question, program, its result
+
+
+async def test_a_model_failure_on_the_first_call_raises() -> None:
+    def brain(request: ModelRequest) -> Any:
+        raise ModelError("set ANTHROPIC_API_KEY")
+
+    with pytest.raises(ModelError, match="ANTHROPIC_API_KEY"):
+        await Agent(ScriptedModel(brain), []).run("go")

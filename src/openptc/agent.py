@@ -19,6 +19,7 @@ from typing import Any, Literal
 from openptc.models.base import (
     Message,
     Model,
+    ModelError,
     ModelRequest,
     ModelResponse,
     TextSink,
@@ -43,7 +44,9 @@ from openptc.sandbox.base import (
 )
 from openptc.tools import Toolbox
 
-StopKind = Literal["answered", "max_turns", "program_errors", "max_tokens", "refusal"]
+StopKind = Literal[
+    "answered", "max_turns", "program_errors", "max_tokens", "refusal", "model_error"
+]
 TokenSource = Literal["provider", "tiktoken"]
 
 
@@ -237,16 +240,26 @@ class Agent:
         return tuple(s.name for s in self.tool_specs)
 
     async def run(self, prompt: str, *, on_text: TextSink | None = None) -> RunResult:
-        """Run the loop for one prompt; the sandbox session lives exactly as long as the run."""
+        """Run the loop for one prompt; the sandbox session lives exactly as long as the run.
+
+        A model error on the first call raises (nothing happened yet: a missing key, a wrong
+        model). Later, the run ends with ``stop="model_error"`` and keeps what was done: the
+        transcript, the programs, the tool calls that ran and the tokens spent.
+        """
         ledger = _Ledger()
         code = _CodeSession(self.sandbox, self.limits)
+        messages: list[Message] = [Message.user(prompt)]
         try:
-            answer, stop, transcript = await self._loop(prompt, ledger, code, on_text)
+            answer, stop = await self._loop(messages, ledger, code, on_text)
+        except ModelError as exc:
+            if ledger.model_calls == 0:
+                raise
+            answer, stop = f"Stopped: the model call failed: {exc}", "model_error"
         finally:
             await code.close()
         return RunResult(
             answer=answer,
-            transcript=transcript,
+            transcript=tuple(messages),
             usage=ledger.usage(),
             programs=tuple(ledger.programs),
             executions=tuple(ledger.executions),
@@ -256,9 +269,13 @@ class Agent:
         )
 
     async def _loop(
-        self, prompt: str, ledger: _Ledger, code: _CodeSession, on_text: TextSink | None
-    ) -> tuple[str, StopKind, tuple[Message, ...]]:
-        messages: list[Message] = [Message.user(prompt)]
+        self,
+        messages: list[Message],
+        ledger: _Ledger,
+        code: _CodeSession,
+        on_text: TextSink | None,
+    ) -> tuple[str, StopKind]:
+        """Sample, answer tool uses, repeat; ``messages`` grows in place (kept on failure)."""
         counter = _InputCounter(self.system, self.tool_specs)
 
         for _ in range(self.max_turns):
@@ -272,7 +289,7 @@ class Agent:
                 stop: StopKind = "answered"
                 if response.stop_reason in ("max_tokens", "refusal"):
                     stop = response.stop_reason
-                return response.text, stop, tuple(messages)
+                return response.text, stop
 
             results = await self._answer_all(uses, ledger, code)
             messages.append(Message.tool_results(results))
@@ -283,13 +300,13 @@ class Agent:
                     f"(limit {self.max_program_retries}), so no answer was reached. "
                     f"The last failure:\n{last}"
                 )
-                return answer, "program_errors", tuple(messages)
+                return answer, "program_errors"
 
         answer = (
             f"Stopped: the model made {self.max_turns} calls (max_turns) without giving a final "
             "answer."
         )
-        return answer, "max_turns", tuple(messages)
+        return answer, "max_turns"
 
     def _account(
         self,
