@@ -478,3 +478,38 @@ async def test_expense_audit_with_preloaded_tools_on_agentcore(agentcore: Endpoi
     assert execution.tool_calls == () and result.usage.tool_calls == 0  # no host round trip
     assert execution.passes == 1
     assert agentcore.paths() == [START, INVOKE, INVOKE, STOP]
+
+
+class ExpiringTools:
+    """A host tool that, while it runs, lets the AgentCore session expire (as a slow tool would)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.calls = 0
+
+    def signatures(self) -> list[Any]:
+        from openptc.sandbox.base import ToolSignature
+
+        return [ToolSignature("slow_write", ("value",))]
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> Any:
+        self.calls += 1
+        self.clock.advance(3600)
+        return arguments["value"]
+
+
+async def test_session_expiring_between_passes_keeps_the_call_log(agentcore: Endpoint) -> None:
+    tools = ExpiringTools(agentcore.clock)
+
+    async def factory() -> CodeInterpreter:
+        interpreter = agentcore.interpreter(session_timeout_s=60)
+        await interpreter.start()
+        return interpreter
+
+    async with ReplaySandbox(factory) as sandbox:
+        session = await sandbox.open_session()
+        result = await session.execute("print(await slow_write(1))", tools)
+    assert result.error is not None and result.error.kind == "crashed"
+    assert "failed between passes" in result.error.message
+    assert [(c.tool, c.outcome) for c in result.tool_calls] == [("slow_write", "ok")]
+    assert tools.calls == 1  # the side effect happened once and was not repeated

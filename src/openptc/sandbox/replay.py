@@ -379,6 +379,11 @@ class _Replay:
                 run = await session.interpreter.run(code, timeout_s=remaining)
         except TimeoutError:
             return self.timeout_error()
+        except SandboxError as exc:  # e.g. the managed session expired between passes
+            return _crashed(
+                f"the {session.interpreter.name} interpreter failed between passes ({exc}); "
+                "the tool calls listed below already ran and were not repeated"
+            )
         try:
             answer = replay_harness.parse_envelope(run.stdout, session.marker)
         except ValueError as exc:
