@@ -418,3 +418,11 @@ def test_envelope_is_found_among_other_output() -> None:
     assert replay_harness.parse_envelope("no answer here", marker) is None
     with pytest.raises(ValueError):
         replay_harness.parse_envelope(line[:-5], marker)
+
+
+async def test_non_ascii_output_survives_the_envelope() -> None:
+    async with ReplaySandbox.local() as sandbox:
+        session = await sandbox.open_session()
+        result = await session.execute("print('😀 ü ß ' * 3)")
+    assert result.ok, result
+    assert result.stdout == "😀 ü ß 😀 ü ß 😀 ü ß \n"

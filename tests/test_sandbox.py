@@ -552,3 +552,19 @@ async def test_cpu_budget_stops_the_interpreter() -> None:
         after = await session.execute("print('x' in globals())")
         assert after.stdout == "False\n"
         assert any("restarted" in n for n in after.notices)
+
+
+async def test_a_polling_program_still_gets_its_calls_answered(
+    session: LocalSession, tools: RecordingTools
+) -> None:
+    code = """
+task = asyncio.create_task(echo(5))
+spins = 0
+while not task.done():
+    spins += 1
+    await asyncio.sleep(0)
+print(task.result(), spins > 0)
+"""
+    result = await session.execute(code, tools, timeout_s=5)
+    assert result.ok, result
+    assert result.stdout == "5 True\n"

@@ -524,7 +524,7 @@ class InterpreterSession:
 
 
 def envelope(marker: str, payload: Json) -> str:
-    return f"\n{marker} {json.dumps(payload, separators=(',', ':'))}"
+    return f"\n{marker} {json.dumps(payload, separators=(',', ':'), ensure_ascii=False)}"
 
 
 def requirement_missing(requirement: str) -> bool:

@@ -101,15 +101,19 @@ class CappedWriter(io.TextIOBase):
 
 
 class FlushingSelector(selectors.DefaultSelector):
-    """A selector that sends the batched tool calls just before the loop would block."""
+    """A selector that sends the batched tool calls between steps of the event loop.
 
-    def __init__(self, on_block: Any) -> None:
+    Calls issued in one step (all the tasks an ``asyncio.gather`` starts) leave together; and
+    a program that polls (``while not task.done(): await asyncio.sleep(0)``) never blocks, so
+    waiting for the loop to block would never send its calls.
+    """
+
+    def __init__(self, flush: Any) -> None:
         super().__init__()
-        self.on_block = on_block
+        self.flush = flush
 
     def select(self, timeout: float | None = None) -> Any:
-        if timeout is None or timeout > 0:
-            self.on_block()
+        self.flush()
         return super().select(timeout)
 
 
