@@ -31,6 +31,7 @@ from fakes.agentcore_server import (
 from fakes.harness import Recorder, closed_port_url, serve
 from openptc.agent import Agent
 from openptc.bench import brains, expense
+from openptc.bench.replay_bench import portable_expense_tools
 from openptc.models import ScriptedModel
 from openptc.sandbox.agentcore import (
     AgentCoreAuthError,
@@ -48,7 +49,6 @@ from openptc.sandbox.agentcore import (
 from openptc.sandbox.base import Limits, SessionClosed
 from openptc.sandbox.interpreter import CodeInterpreter
 from openptc.sandbox.local import LocalSandbox
-from openptc.sandbox.portable import portable
 from openptc.sandbox.replay import ReplaySandbox
 
 AWS_VARIABLES = (
@@ -434,38 +434,8 @@ async def test_expense_audit_by_replay_over_agentcore(agentcore: Endpoint) -> No
     assert agentcore.paths() == [START] + [INVOKE] * 4 + [STOP]
 
 
-def _snapshot(data: expense.ExpenseData) -> dict[str, Any]:
-    """What the audit reads, as plain JSON values: every member and budget, Q3 of engineering."""
-    return {
-        "members": [m.model_dump(mode="json") for m in data.members],
-        "budgets": {m.id: data.budget(m.id).model_dump(mode="json") for m in data.members},
-        "q3": {
-            m.id: [e.model_dump(mode="json") for e in data.expenses(m.id, "Q3")]
-            for m in data.team("engineering")
-        },
-    }
-
-
-EXPENSE_SNAPSHOT = _snapshot(expense.default_data())
-
-
-# Portable versions of the scenario's tools: self-contained, over the embedded snapshot.
-def get_team_members(department: str) -> list[dict[str, Any]]:
-    return [m for m in EXPENSE_SNAPSHOT["members"] if m["department"] == department]
-
-
-def get_expenses(employee_id: str, quarter: str) -> Any:
-    if quarter != "Q3" or employee_id not in EXPENSE_SNAPSHOT["q3"]:
-        raise ValueError(f"no snapshot of {employee_id} in {quarter}")
-    return EXPENSE_SNAPSHOT["q3"][employee_id]
-
-
-def get_custom_budget(user_id: str) -> Any:
-    return EXPENSE_SNAPSHOT["budgets"][user_id]
-
-
 async def test_expense_audit_with_preloaded_tools_on_agentcore(agentcore: Endpoint) -> None:
-    preloaded = [portable(get_team_members), portable(get_expenses), portable(get_custom_budget)]
+    preloaded = portable_expense_tools()
     sandbox = agentcore_sandbox(client=agentcore.client(), preloaded=preloaded)
     agent = Agent(
         ScriptedModel(brains.expense_audit_brain), expense.make_tools(), sandbox, mode="ptc"

@@ -45,11 +45,11 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from openptc.aws import make_client
 from openptc.sandbox.base import SandboxError, SessionClosed
 from openptc.sandbox.interpreter import CodeRun
+from openptc.sandbox.replay import DEFAULT_MAX_PASSES, ReplaySandbox
 
 if TYPE_CHECKING:
     from openptc.sandbox.base import Limits
     from openptc.sandbox.portable import PortableTool
-    from openptc.sandbox.replay import ReplaySandbox
 
 T = TypeVar("T")
 
@@ -498,7 +498,7 @@ class _Factory:
 def agentcore_sandbox(
     *,
     limits: Limits | None = None,
-    max_passes: int = 50,
+    max_passes: int = DEFAULT_MAX_PASSES,
     preloaded: Sequence[PortableTool] = (),
     **options: Any,
 ) -> ReplaySandbox:
@@ -507,8 +507,6 @@ def agentcore_sandbox(
     ``options`` go to ``AgentCoreInterpreter``; ``preloaded`` are portable tools installed in
     each session and called there, with no host round trip.
     """
-    from openptc.sandbox.replay import ReplaySandbox
-
     return ReplaySandbox(
         _Factory(options), limits=limits, max_passes=max_passes, preloaded=preloaded
     )
