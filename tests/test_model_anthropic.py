@@ -470,6 +470,28 @@ async def test_an_error_event_after_streamed_text_is_not_retried(fake: Fake) -> 
     assert not caught.value.retryable
 
 
+async def test_a_stream_cut_short_before_any_text_is_retried(fake: Fake) -> None:
+    fake.fail_next(MidStreamFault(200, {}))
+    pieces: list[str] = []
+
+    response = await fake.model().generate(_request(), on_text=pieces.append)
+
+    assert len(fake.bodies) == 2
+    assert "".join(pieces) == response.text == "You said: hi"
+    assert response.stop_reason == "end_turn"
+
+
+async def test_a_stream_cut_short_after_text_is_an_error_not_an_answer(fake: Fake) -> None:
+    fake.fail_next(*[MidStreamFault(200, {}, text="Par")] * 3)
+    pieces: list[str] = []
+
+    with pytest.raises(ModelServerError, match="stream ended before") as caught:
+        await fake.model().generate(_request(), on_text=pieces.append)
+
+    assert pieces == ["Par"] and len(fake.bodies) == 1
+    assert not caught.value.retryable
+
+
 async def test_401_fails_at_once_saying_what_to_set(fake: Fake) -> None:
     model = fake.model(api_key="sk-ant-wrong-key")
 
@@ -532,6 +554,24 @@ async def test_connection_refused_names_the_url() -> None:
         await model.generate(_request())
 
     assert url in str(caught.value)
+
+
+async def test_a_password_in_the_base_url_is_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_API_KEY)
+    host = harness.closed_port_url().removeprefix("http://")
+    url = f"http://user:s3cr3t@{host}"
+    resolved = model_from_string(f"anthropic:claude-x@{url}")
+    model = AnthropicModel("claude-x", base_url=url, retry=FAST)
+
+    with pytest.raises(ModelConnectionError) as caught:
+        await model.generate(_request())
+
+    for shown in (resolved.name, resolved.label, repr(model), str(caught.value)):
+        assert "s3cr3t" not in shown
+    assert resolved.label == f"anthropic claude-x at http://user:***@{host}"
+    assert f"user:***@{host}" in str(caught.value)
 
 
 async def test_a_server_that_never_answers_times_out_naming_the_url() -> None:

@@ -21,6 +21,8 @@ from botocore.exceptions import ClientError
 from mypy_boto3_bedrock_runtime.client import BedrockRuntimeClient
 
 from fakes.bedrock_server import (
+    CUT,
+    CUT_BEFORE_TEXT,
     TokenMeter,
     aws_error,
     bedrock_app,
@@ -281,6 +283,40 @@ async def test_a_stream_broken_after_text_was_shown_is_not_retried() -> None:
     assert len(deltas) == 1  # the reader saw this much; a retry would show it again
     assert caught.value.retryable is False
     assert len(recorder.requests) == 1
+
+
+@pytest.mark.parametrize("model_class", [BedrockConverseModel, BedrockInvokeModel])
+async def test_a_stream_cut_short_is_an_error_not_an_answer(model_class: ModelClass) -> None:
+    faults = [CUT_BEFORE_TEXT]  # the fake takes one per streamed response
+    async with bedrock(greet, stream_faults=faults) as (url, recorder):
+        model = model_class(MODEL_ID, client=client(url), retry=FAST)
+        deltas: list[str] = []
+        # Cut before any text: retried, and the retry's answer is whole.
+        response = await model.generate(_question(), on_text=deltas.append)
+        assert response.text == "".join(deltas) == GREETING
+        assert response.stop_reason == "end_turn" and len(recorder.requests) == 2
+
+        # Cut after text: not passed off as a finished answer, and not shown again.
+        deltas.clear()
+        faults += [CUT] * FAST.attempts
+        with pytest.raises(ModelServerError, match=r"stream .* ended before") as caught:
+            await model.generate(_question(), on_text=deltas.append)
+
+    assert len(deltas) == 1 and GREETING.startswith(deltas[0])
+    assert caught.value.retryable is False
+    assert len(recorder.requests) == 3
+
+
+async def test_a_password_in_the_endpoint_is_never_shown() -> None:
+    host = closed_port_url().removeprefix("http://")
+    model = BedrockConverseModel(
+        MODEL_ID, client=client(f"http://user:s3cr3t@{host}"), retry=RetryPolicy(attempts=1)
+    )
+    with pytest.raises(ModelConnectionError) as caught:
+        await model.generate(_question())
+    for shown in (model.name, model.label, repr(model), str(caught.value)):
+        assert "s3cr3t" not in shown
+    assert f"user:***@{host}" in str(caught.value)
 
 
 # --- errors through the real client --------------------------------------------------------------

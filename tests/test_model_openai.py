@@ -17,7 +17,7 @@ import pytest
 from starlette.applications import Starlette
 
 from fakes.harness import Fault, Recorder, closed_port_url, serve
-from fakes.openai_server import error_body, openai_app
+from fakes.openai_server import BrokenStream, error_body, openai_app
 from openptc.agent import Agent, RunResult
 from openptc.bench import brains, expense
 from openptc.models import (
@@ -337,6 +337,24 @@ async def test_connection_refused_names_the_url(api: str) -> None:
             await model.generate(_request())
 
 
+async def test_a_password_in_the_base_url_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    host = closed_port_url().removeprefix("http://")
+    for spec in (
+        f"openai-compatible:m@http://user:s3cr3t@{host}/v1",
+        f"openai-responses:m@http://user:s3cr3t@{host}/v1",
+    ):
+        model = model_from_string(spec)
+        assert isinstance(model, OpenAIChatModel | OpenAIResponsesModel)
+        with pytest.raises(ModelConnectionError) as raised:
+            await model.generate(_request())
+        await model.aclose()
+        for shown in (model.name, model.label, repr(model), str(raised.value)):
+            assert "s3cr3t" not in shown
+        assert f"user:***@{host}" in model.label and f"user:***@{host}" in str(raised.value)
+        assert f"user:***@{host}" in model.name
+
+
 @pytest.mark.parametrize("api", APIS)
 async def test_server_errors_are_retried_then_given_up(api: str) -> None:
     body = error_body("The server had an error while processing your request.", "server_error")
@@ -350,6 +368,40 @@ async def test_server_errors_are_retried_then_given_up(api: str) -> None:
             await server.model(api).generate(_request())
     assert raised.value.status == 503
     assert len(server.recorder.requests) == 2 + FAST.attempts
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_an_error_after_streamed_text_is_not_retried(api: str) -> None:
+    body = error_body("The server had an error while processing your request.", "server_error")
+    pieces: list[str] = []
+    async with fake(lambda _r: "never") as server:
+        server.recorder.faults += [BrokenStream(200, body, api=api, text="Part")] * 3
+        with pytest.raises(ModelServerError, match="had an error") as raised:
+            await server.model(api).generate(_request(), on_text=pieces.append)
+
+    assert pieces == ["Part"]  # shown once: a retry would have shown it again
+    assert len(server.recorder.requests) == 1
+    assert not raised.value.retryable
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_stream_cut_short_is_an_error_not_an_answer(api: str) -> None:
+    pieces: list[str] = []
+    async with fake(lambda _r: "recovered") as server:
+        # Before any text: retried, and the retry's answer is the one shown.
+        server.recorder.faults.append(BrokenStream(200, {}, api=api))
+        response = await server.model(api).generate(_request(), on_text=pieces.append)
+        assert response.text == "".join(pieces) == "recovered"
+        assert response.stop_reason == "end_turn"
+        assert len(server.recorder.requests) == 2
+
+        # After text: the partial text is not passed off as a finished answer, nor repeated.
+        pieces.clear()
+        server.recorder.faults += [BrokenStream(200, {}, api=api, text="Par")] * 3
+        with pytest.raises(ModelServerError, match="stream ended before") as raised:
+            await server.model(api).generate(_request(), on_text=pieces.append)
+    assert pieces == ["Par"] and len(server.recorder.requests) == 3
+    assert not raised.value.retryable
 
 
 BROKEN = '{"code": "print(1)'  # cut off mid-string, as a truncated model reply is

@@ -66,7 +66,8 @@ def error_fault(
 
 @dataclass(frozen=True)
 class MidStreamFault(Fault):
-    """A 200 stream that starts a message, streams ``text`` (if any), then an ``error`` event."""
+    """A 200 stream that starts a message, streams ``text`` (if any), then an ``error`` event
+    with ``body``; an empty ``body`` ends the stream there instead, without ``message_stop``."""
 
     text: str = ""
 
@@ -75,7 +76,8 @@ class MidStreamFault(Fault):
             yield _sse("message_start", {"type": "message_start", "message": _start(_message())})
             if self.text:
                 yield _partial_text_block(0, self.text)
-            yield _sse("error", self.body)
+            if self.body:
+                yield _sse("error", self.body)
 
         return StreamingResponse(events(), media_type="text/event-stream")
 

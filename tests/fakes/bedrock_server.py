@@ -48,6 +48,10 @@ from .harness import Fault, Recorder
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 ERROR_NAMESPACE = "http://internal.amazon.com/coral/com.amazon.bedrock/"
 SIGV4_PREFIX = "AWS4-HMAC-SHA256 Credential="
+CUT = "cut"
+"""A stream fault: the stream just ends after the first text delta, without its last event."""
+CUT_BEFORE_TEXT = "cut-before-text"
+"""A stream fault: the stream just ends after its first event, before any text."""
 ANTHROPIC_KEYS = frozenset(
     {
         "anthropic_version",
@@ -401,6 +405,8 @@ class _Fake:
 
         async def events() -> AsyncIterator[bytes]:
             yield encode_event("messageStart", {"role": "assistant"})
+            if fault == CUT_BEFORE_TEXT:
+                return
             for i, block in enumerate(content):
                 if "toolUse" in block:
                     use = block["toolUse"]
@@ -420,7 +426,8 @@ class _Fake:
                             "contentBlockDelta", {"delta": {"text": piece}, "contentBlockIndex": i}
                         )
                         if fault is not None:  # the stream breaks after text was sent
-                            yield encode_exception(fault, "Stream interrupted by the fake.")
+                            if fault != CUT:
+                                yield encode_exception(fault, "Stream interrupted by the fake.")
                             return
                 yield encode_event("contentBlockStop", {"contentBlockIndex": i})
             yield encode_event("messageStop", {"stopReason": stop})
@@ -487,6 +494,7 @@ class _Fake:
             assert refused is not None
             return refused
         message = self._message(answer, request.path_params["model_id"])
+        fault = self.stream_faults.pop(0) if self.stream_faults else None
 
         def chunk(data: dict[str, Any]) -> bytes:
             encoded = base64.b64encode(json.dumps(data).encode()).decode()
@@ -497,6 +505,8 @@ class _Fake:
             start = {**message, "content": [], "stop_reason": None}
             start["usage"] = {**usage, "output_tokens": 1}
             yield chunk({"type": "message_start", "message": start})
+            if fault == CUT_BEFORE_TEXT:
+                return
             for i, block in enumerate(message["content"]):
                 if block["type"] == "text":
                     yield chunk(
@@ -509,6 +519,10 @@ class _Fake:
                     for piece in _pieces(block["text"]):
                         delta = {"type": "text_delta", "text": piece}
                         yield chunk({"type": "content_block_delta", "index": i, "delta": delta})
+                        if fault is not None:  # the stream breaks after text was sent
+                            if fault != CUT:
+                                yield encode_exception(fault, "Stream interrupted by the fake.")
+                            return
                 else:
                     opened = {**block, "input": {}}
                     yield chunk(
@@ -554,8 +568,10 @@ def bedrock_app(
     ``malformed_tool_inputs``: how many tool uses (Converse only) come back with their JSON input
     broken off half way, as a string, with stopReason ``malformed_tool_use``.
     ``cache_*_tokens``: that many of each request's input tokens are reported as cache reads or
-    writes. ``stream_faults``: exception event types (``"throttlingException"``) sent, one per
-    ConverseStream response, right after its first text delta.
+    writes. ``stream_faults``: one per streamed response (ConverseStream or
+    InvokeModelWithResponseStream), an exception event type (``"throttlingException"``) sent
+    right after the first text delta; or ``CUT`` (the stream ends there, without
+    ``messageStop``/``message_stop``) or ``CUT_BEFORE_TEXT`` (it ends after its first event).
     """
     fake = _Fake(
         brain,

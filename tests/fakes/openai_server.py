@@ -22,6 +22,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any, cast
 
 from starlette.applications import Starlette
@@ -49,7 +50,7 @@ from openptc.models.tokens import (
     count_text,
 )
 
-from .harness import Recorder
+from .harness import Fault, Recorder
 
 
 class WireError(Exception):
@@ -457,6 +458,49 @@ class _ResponseObject:
         final = self.state(done=True)
         terminal = "response.completed" if final["status"] == "completed" else "response.incomplete"
         yield event(terminal, response=final)
+
+
+# --- broken streams ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BrokenStream(Fault):
+    """A 200 stream of ``api`` (``"chat"`` or ``"responses"``) that sends ``text`` as one delta
+    and then, if ``body`` holds an error, that error as the API sends one mid-stream (chat: a
+    ``data: {"error": ...}`` chunk; responses: an ``error`` event); with an empty ``body`` the
+    stream just ends there, with no finish_reason, ``[DONE]`` or ``response.completed``."""
+
+    api: str = "chat"
+    text: str = ""
+
+    def response(self) -> Response:
+        return _stream(self._events(), {"x-request-id": _new_id("req_", 32)})
+
+    def _events(self) -> Iterator[str]:
+        if self.api == "chat":
+            head = {
+                "id": _new_id("chatcmpl-", 29),
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": "gpt-4.1",
+            }
+            for delta in ({"role": "assistant", "content": ""}, {"content": self.text}):
+                choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+                yield _sse({**head, "choices": [choice]})
+            if self.body:
+                yield _sse(self.body)
+            return
+        error = self.body.get("error", {})
+        answer = _Answer(self.text, 1, 0)
+        reply = _ResponseObject(answer, {"model": "gpt-4.1"})
+        for number, line in enumerate(reply.events()):
+            if '"response.output_text.done"' in line or '"response.completed"' in line:
+                if error:
+                    fields = {"code": error.get("code"), "message": error.get("message")}
+                    kind = {"type": "error", "sequence_number": number, "param": None}
+                    yield _sse({**kind, **fields}, "error")
+                return
+            yield line
 
 
 # --- the app -----------------------------------------------------------------------------------

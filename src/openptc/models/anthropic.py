@@ -34,9 +34,11 @@ from openptc.models.errors import (
     ModelError,
     ModelRateLimited,
     ModelServerError,
-    parse_retry_after,
+    redact_url,
+    redact_urls_in,
+    retry_after_from_headers,
 )
-from openptc.models.retry import RetryPolicy, with_retries
+from openptc.models.retry import RetryPolicy, ShownText, with_retries
 
 PROVIDER = "anthropic"
 ANTHROPIC_URL = "https://api.anthropic.com"
@@ -100,6 +102,7 @@ class AnthropicModel:
 
     @property
     def name(self) -> str:
+        """``anthropic:<model>``: the endpoint is not part of it, so no credential is either."""
         return f"{PROVIDER}:{self._model}"
 
     @property
@@ -110,17 +113,20 @@ class AnthropicModel:
 
     @property
     def base_url(self) -> str:
-        return str(self._client.base_url).rstrip("/")
+        """The endpoint, fit to show: a password in the URL is replaced by ``***``."""
+        return redact_url(str(self._client.base_url).rstrip("/"))
 
     async def generate(
         self, request: ModelRequest, *, on_text: TextSink | None = None
     ) -> ModelResponse:
-        async def attempt() -> ModelResponse:
-            if on_text is None:
-                return await self._create(request)
-            return await self._stream(request, on_text)
+        shown = ShownText(on_text) if on_text is not None else None
 
-        return await with_retries(attempt, self._retry)
+        async def attempt() -> ModelResponse:
+            if shown is None:
+                return await self._create(request)
+            return await self._stream(request, shown)
+
+        return await with_retries(attempt, self._retry, shown=shown)
 
     async def _create(self, request: ModelRequest) -> ModelResponse:
         system, messages, tools = _wire_request(request)
@@ -162,11 +168,14 @@ class AnthropicModel:
                     if text:
                         on_text(text)
         except (anthropic.AnthropicError, TypeError) as exc:
-            error = self._translate(exc)
-            if turn.streamed_text:
-                # The caller has shown part of this answer; a retry would show it twice.
-                error.retryable = False
-            raise error from exc
+            raise self._translate(exc) from exc
+        if not turn.finished:  # a dropped connection is not a finished answer
+            raise ModelServerError(
+                f"Anthropic at {self.base_url}: the stream ended before the response was "
+                "complete (no message_stop)",
+                provider=PROVIDER,
+                status=None,
+            )
         return turn.response()
 
     def _translate(self, exc: Exception) -> ModelError:
@@ -177,7 +186,7 @@ class AnthropicModel:
                 provider=PROVIDER,
             )
         if isinstance(exc, anthropic.APIConnectionError):
-            cause = exc.__cause__ or exc
+            cause = redact_urls_in(str(exc.__cause__ or exc))
             return ModelConnectionError(
                 f"Could not reach Anthropic at {self.base_url}: {cause}", provider=PROVIDER
             )
@@ -312,7 +321,7 @@ class _StreamedTurn:
     blocks: dict[int, list[str] | _PartialTool] = field(default_factory=dict)
     stop_reason: str | None = None
     usage: ModelUsage = field(default_factory=lambda: ModelUsage(0, 0))
-    streamed_text: bool = False
+    finished: bool = False
 
     def add(self, event: wire.RawMessageStreamEvent) -> str:
         """Take in one event; returns the text it added (empty if none)."""
@@ -330,13 +339,14 @@ class _StreamedTurn:
             delta = event.delta
             if delta.type == "text_delta" and isinstance(target, list):
                 target.append(delta.text)
-                self.streamed_text = self.streamed_text or bool(delta.text)
                 return delta.text
             if delta.type == "input_json_delta" and isinstance(target, _PartialTool):
                 target.json_text.append(delta.partial_json)
         elif event.type == "message_delta":
             self.stop_reason = event.delta.stop_reason
             self.usage = _delta_usage(self.usage, event.usage)
+        elif event.type == "message_stop":
+            self.finished = True
         return ""
 
     def response(self) -> ModelResponse:
@@ -380,7 +390,7 @@ def _status_error(exc: anthropic.APIStatusError) -> ModelError:
             provider=PROVIDER,
             status=status,
         )
-    retry_after = _retry_after(exc)
+    retry_after = retry_after_from_headers(exc.response.headers)
     if status == 429:
         return ModelRateLimited(
             f"Anthropic rate limit {said}", provider=PROVIDER, retry_after_s=retry_after
@@ -404,11 +414,3 @@ def _provider_error(exc: anthropic.APIStatusError) -> tuple[str, str]:
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return str(error.get("type") or ""), error["message"]
     return "", str(body) if body else exc.message
-
-
-def _retry_after(exc: anthropic.APIStatusError) -> float | None:
-    headers = exc.response.headers
-    millis = parse_retry_after(headers.get("retry-after-ms"))
-    if millis is not None:
-        return millis / 1000
-    return parse_retry_after(headers.get("retry-after"))

@@ -69,9 +69,11 @@ from openptc.models.errors import (
     ModelError,
     ModelRateLimited,
     ModelServerError,
-    parse_retry_after,
+    redact_url,
+    redact_urls_in,
+    retry_after_from_headers,
 )
-from openptc.models.retry import RetryPolicy, with_retries
+from openptc.models.retry import RetryPolicy, ShownText, with_retries
 
 if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime.client import BedrockRuntimeClient
@@ -288,8 +290,10 @@ class _Assembly:
 
     texts: dict[int, list[str]] = field(default_factory=dict)
     tools: dict[int, tuple[str, str, list[str]]] = field(default_factory=dict)
-    stop: str = "end_turn"
+    stop: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
+    finished: bool = False
+    """Set by the stream's last event (``messageStop``, ``message_stop``): the answer is whole."""
 
     def text(self, index: int, piece: str) -> str:
         self.texts.setdefault(index, []).append(piece)
@@ -321,6 +325,7 @@ def _converse_event(assembly: _Assembly, event: Mapping[str, Any]) -> str | None
             assembly.tool_input(index, delta["delta"]["toolUse"].get("input", ""))
     elif "messageStop" in event:
         assembly.stop = event["messageStop"]["stopReason"]
+        assembly.finished = True
     elif "metadata" in event:
         assembly.usage = dict(event["metadata"].get("usage", {}))
     return None
@@ -349,6 +354,8 @@ def _anthropic_event(assembly: _Assembly, event: Mapping[str, Any]) -> str | Non
     elif kind == "message_delta":
         assembly.stop = data["delta"].get("stop_reason") or assembly.stop
         assembly.usage.update(data.get("usage") or {})
+    elif kind == "message_stop":
+        assembly.finished = True
     return None
 
 
@@ -378,14 +385,14 @@ def _client_error(exc: ClientError, where: _Where) -> ModelError:
             f"Bedrock is throttling requests to {where.model_id!r} ({said})",
             provider=PROVIDER,
             status=status,
-            retry_after_s=parse_retry_after(headers.get("retry-after")),
+            retry_after_s=retry_after_from_headers(headers),
         )
     if key in _TRANSIENT or (status is not None and (status >= 500 or status == 408)):
         return ModelServerError(
             f"Bedrock could not answer for {where.model_id!r} right now ({said})",
             provider=PROVIDER,
             status=status,
-            retry_after_s=parse_retry_after(headers.get("retry-after")),
+            retry_after_s=retry_after_from_headers(headers),
         )
     if key in _AUTH or status in (401, 403):
         return ModelAuthError(
@@ -425,7 +432,8 @@ def _model_error(exc: Exception, where: _Where) -> ModelError:
         )
     if isinstance(exc, (BotoConnectionError, HTTPClientError)):
         return ModelConnectionError(
-            f"could not reach Bedrock at {where.endpoint} ({exc})", provider=PROVIDER
+            f"could not reach Bedrock at {where.endpoint} ({redact_urls_in(str(exc))})",
+            provider=PROVIDER,
         )
     if isinstance(exc, ParamValidationError):
         return ModelBadRequest(f"invalid Bedrock request: {exc}", provider=PROVIDER)
@@ -433,7 +441,7 @@ def _model_error(exc: Exception, where: _Where) -> ModelError:
         return ModelServerError(
             f"corrupt event stream from {where.endpoint} ({exc})", provider=PROVIDER, status=None
         )
-    return ModelError(f"Bedrock call failed: {exc}", provider=PROVIDER)
+    return ModelError(f"Bedrock call failed: {redact_urls_in(str(exc))}", provider=PROVIDER)
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -441,18 +449,6 @@ def _model_error(exc: Exception, where: _Where) -> ModelError:
 
 def _next(events: Iterator[Any]) -> Any:
     return next(events, None)
-
-
-class _Sink:
-    """Hands text on and remembers that it did."""
-
-    def __init__(self, on_text: TextSink) -> None:
-        self._on_text = on_text
-        self.used = False
-
-    def __call__(self, text: str) -> None:
-        self.used = True
-        self._on_text(text)
 
 
 class _BedrockModel:
@@ -511,28 +507,25 @@ class _BedrockModel:
     def _where(self) -> _Where:
         if self._client is not None:
             meta = self._client.meta
-            return _Where(self.model_id, meta.endpoint_url, meta.region_name)
+            return _Where(self.model_id, redact_url(meta.endpoint_url), meta.region_name)
         region = self._region or "from your AWS configuration"
-        return _Where(self.model_id, self._endpoint_url or f"Bedrock in {region}", region)
+        endpoint = redact_url(self._endpoint_url) if self._endpoint_url else None
+        return _Where(self.model_id, endpoint or f"Bedrock in {region}", region)
 
     async def generate(
         self, request: ModelRequest, *, on_text: TextSink | None = None
     ) -> ModelResponse:
-        async def attempt() -> ModelResponse:
-            sink = _Sink(on_text) if on_text is not None else None
-            try:
-                try:
-                    if sink is None:
-                        return await asyncio.to_thread(self._complete, request)
-                    return await self._stream(request, sink)
-                except _SDK_ERRORS as exc:
-                    raise _model_error(exc, self._where()) from exc
-            except ModelError as error:
-                if sink is not None and sink.used:  # a retry would repeat text already shown
-                    error.retryable = False
-                raise
+        shown = ShownText(on_text) if on_text is not None else None
 
-        return await with_retries(attempt, self._retry)
+        async def attempt() -> ModelResponse:
+            try:
+                if shown is None:
+                    return await asyncio.to_thread(self._complete, request)
+                return await self._stream(request, shown)
+            except _SDK_ERRORS as exc:
+                raise _model_error(exc, self._where()) from exc
+
+        return await with_retries(attempt, self._retry, shown=shown)
 
     async def _stream(self, request: ModelRequest, on_text: TextSink) -> ModelResponse:
         events = await asyncio.to_thread(self._open_stream, request)
@@ -545,10 +538,16 @@ class _BedrockModel:
                     on_text(text)
         finally:
             events.close()
+        if not assembly.finished:  # a dropped connection is not a finished answer
+            raise ModelServerError(
+                f"Bedrock ({self._where().endpoint}): the stream for {self.model_id!r} ended "
+                "before the response was complete",
+                provider=PROVIDER,
+                status=None,
+            )
         blocks = assembly.blocks()
-        return ModelResponse(
-            blocks, _stop_reason(assembly.stop, blocks), self._usage(assembly.usage), self.model_id
-        )
+        stop = _stop_reason(assembly.stop or "end_turn", blocks)
+        return ModelResponse(blocks, stop, self._usage(assembly.usage), self.model_id)
 
     # What each API does differently.
     def _complete(self, request: ModelRequest) -> ModelResponse:

@@ -60,9 +60,11 @@ from openptc.models.errors import (
     ModelError,
     ModelRateLimited,
     ModelServerError,
-    parse_retry_after,
+    redact_url,
+    redact_urls_in,
+    retry_after_from_headers,
 )
-from openptc.models.retry import RetryPolicy, with_retries
+from openptc.models.retry import RetryPolicy, ShownText, with_retries
 
 PROVIDER = "openai"
 OPENAI_URL = "https://api.openai.com/v1"
@@ -128,11 +130,16 @@ class _OpenAIModel:
         self._timeout_s = timeout_s
         self._client = _make_client(client, base_url, api_key, local, timeout_s)
         self._owns_client = client is None
-        self.base_url = str(self._client.base_url).rstrip("/")
+        # Fit to show (names, labels, error messages): a password in the URL becomes ``***``.
+        self.base_url = redact_url(str(self._client.base_url).rstrip("/"))
 
     @property
     def name(self) -> str:
-        """The model string that resolves to this model again."""
+        """The model string that resolves to this model again.
+
+        Except when the base URL carries credentials (``http://user:pw@host/v1``): the name
+        shows the password as ``***`` and cannot be resolved back to a working model.
+        """
         prefix = self._local_prefix if self._local else self._prefix
         if self._local or self.base_url != OPENAI_URL:
             return f"{prefix}:{self._model}@{self.base_url}"
@@ -151,14 +158,14 @@ class _OpenAIModel:
         if self._owns_client:
             await self._client.close()
 
-    async def _call(self, attempt: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, attempt: Callable[[], Awaitable[T]], shown: ShownText | None = None) -> T:
         async def translated() -> T:
             try:
                 return await attempt()
             except openai.OpenAIError as exc:
                 raise self._translate(exc) from exc
 
-        return await with_retries(translated, self._retry)
+        return await with_retries(translated, self._retry, shown=shown)
 
     def _translate(self, exc: openai.OpenAIError) -> ModelError:
         where = self.base_url
@@ -167,7 +174,7 @@ class _OpenAIModel:
                 f"{where} did not answer within {self._timeout_s:g}s", provider=PROVIDER
             )
         if isinstance(exc, openai.APIConnectionError):
-            cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+            cause = f" ({redact_urls_in(str(exc.__cause__))})" if exc.__cause__ else ""
             return ModelConnectionError(f"could not reach {where}{cause}", provider=PROVIDER)
         if not isinstance(exc, openai.APIStatusError):
             # An error event inside a 200 stream, or a reply the SDK could not read.
@@ -192,14 +199,14 @@ class _OpenAIModel:
             return ModelRateLimited(
                 f"{where} is rate limiting: {said}",
                 provider=PROVIDER,
-                retry_after_s=_retry_after(exc),
+                retry_after_s=retry_after_from_headers(exc.response.headers),
             )
         if status >= 500:
             return ModelServerError(
                 f"{where} failed ({status}): {said}",
                 provider=PROVIDER,
                 status=status,
-                retry_after_s=_retry_after(exc),
+                retry_after_s=retry_after_from_headers(exc.response.headers),
             )
         return ModelBadRequest(
             f"{where} rejected the request ({status}): {said}", provider=PROVIDER, status=status
@@ -212,14 +219,6 @@ def _provider_message(exc: openai.APIStatusError) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])
     return exc.message
-
-
-def _retry_after(exc: openai.APIStatusError) -> float | None:
-    headers = exc.response.headers
-    millis = parse_retry_after(headers.get("retry-after-ms"))
-    if millis is not None:
-        return millis / 1000
-    return parse_retry_after(headers.get("retry-after"))
 
 
 def _arguments(use: ToolUseBlock) -> str:
@@ -258,7 +257,8 @@ class OpenAIChatModel(_OpenAIModel):
         args = self._arguments(request)
         if on_text is None:
             return await self._call(lambda: self._complete(args))
-        return await self._call(lambda: self._stream(args, on_text))
+        shown = ShownText(on_text)
+        return await self._call(lambda: self._stream(args, shown), shown)
 
     def _arguments(self, request: ModelRequest) -> dict[str, Any]:
         tools: list[ChatCompletionFunctionToolParam] = [
@@ -310,6 +310,15 @@ class OpenAIChatModel(_OpenAIModel):
         async with stream:
             async for chunk in stream:
                 turn.add_chunk(chunk, calls, on_text)
+        if turn.finish_reason is None:
+            # The SDK swallows ``data: [DONE]``; a finish_reason is what every complete
+            # stream carries, and a dropped connection is not a finished answer.
+            raise ModelServerError(
+                f"{self.base_url}: the stream ended before the response was complete "
+                "(no finish_reason)",
+                provider=PROVIDER,
+                status=None,
+            )
         turn.calls = [calls[i] for i in sorted(calls)]
         return turn.response()
 
@@ -426,7 +435,8 @@ class OpenAIResponsesModel(_OpenAIModel):
         args = self._arguments(request)
         if on_text is None:
             return await self._call(lambda: self._create(args))
-        return await self._call(lambda: self._stream(args, on_text))
+        shown = ShownText(on_text)
+        return await self._call(lambda: self._stream(args, shown), shown)
 
     def _arguments(self, request: ModelRequest) -> dict[str, Any]:
         tools: list[FunctionToolParam] = [
@@ -474,7 +484,8 @@ class OpenAIResponsesModel(_OpenAIModel):
                     )
         if final is None:
             raise ModelServerError(
-                f"{self.base_url} ended the stream before the response was complete",
+                f"{self.base_url}: the stream ended before the response was complete "
+                "(no response.completed)",
                 provider=PROVIDER,
                 status=None,
             )
