@@ -568,3 +568,13 @@ print(task.result(), spins > 0)
     result = await session.execute(code, tools, timeout_s=5)
     assert result.ok, result
     assert result.stdout == "5 True\n"
+
+
+async def test_process_isolation_works_and_says_what_it_lacks(tools: RecordingTools) -> None:
+    async with LocalSandbox(pool_size=0, isolation="process") as sandbox:
+        session = await sandbox.open_session()
+        result = await session.execute("print(await echo('ok'))", tools)
+    assert result.stdout == "ok\n"
+    assert result.isolation.level == "process"
+    assert "NO namespaces" in result.isolation.describe()
+    assert any("network" in w for w in result.isolation.warnings)
