@@ -236,7 +236,6 @@ async def test_expense_audit_through_invoke_model(sandbox: LocalSandbox) -> None
         "type": "tool_result",
         "tool_use_id": use["id"],
         "content": result.executions[0].to_model_text(),
-        "is_error": False,
     }
 
 

@@ -1,5 +1,9 @@
 """Amazon Bedrock through boto3: Converse for every model, InvokeModel for Anthropic's own body.
 
+InvokeModel's body, reply and stream events are mapped by ``anthropic_wire``, as for Anthropic's
+own API; this module adds ``anthropic_version``, the tool placeholders below, Bedrock's own stop
+reasons and the event stream's ``chunk.bytes``.
+
 Credentials come from the usual AWS chain (environment, profile, SSO, instance or task role,
 ``AWS_BEARER_TOKEN_BEDROCK``), found by botocore and never touched or logged here; the region
 from ``region=``, the profile, ``AWS_DEFAULT_REGION`` or ``AWS_REGION``. boto3 is synchronous, so
@@ -27,9 +31,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.config import Config
 from botocore.eventstream import ParserError
@@ -49,6 +53,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from openptc.aws import make_client
+from openptc.models import anthropic_wire
 from openptc.models.base import (
     Block,
     Message,
@@ -81,17 +86,7 @@ if TYPE_CHECKING:
 PROVIDER = "bedrock"
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 
-_STOP_REASONS: dict[str, StopReason] = {
-    "end_turn": "end_turn",
-    "stop_sequence": "end_turn",
-    "pause_turn": "end_turn",
-    "tool_use": "tool_use",
-    "max_tokens": "max_tokens",
-    "model_context_window_exceeded": "max_tokens",
-    "guardrail_intervened": "refusal",
-    "content_filtered": "refusal",
-    "refusal": "refusal",
-}
+_FILTERED = frozenset({"guardrail_intervened", "content_filtered"})
 _MALFORMED = frozenset({"malformed_tool_use", "malformed_model_output"})
 
 # Error codes, compared lower-cased: errors inside an event stream use the member name
@@ -141,15 +136,12 @@ def _offered_tools(request: ModelRequest) -> tuple[ToolSpec, ...]:
     return tuple(ToolSpec(name, note, {"type": "object"}) for name in used)
 
 
-def _sent_input(use: ToolUseBlock) -> dict[str, Any]:
-    return {} if use.input_error is not None else dict(use.input)
-
-
 def _converse_block(block: Block) -> dict[str, Any]:
     if isinstance(block, TextBlock):
         return {"text": block.text}
     if isinstance(block, ToolUseBlock):
-        return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": _sent_input(block)}}
+        sent = {} if block.input_error is not None else dict(block.input)
+        return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": sent}}
     return {
         "toolResult": {
             "toolUseId": block.tool_use_id,
@@ -159,18 +151,17 @@ def _converse_block(block: Block) -> dict[str, Any]:
     }
 
 
-def _wire_blocks(message: Message, render: Callable[[Block], dict[str, Any]]) -> list[Any]:
-    # Both APIs refuse blank text blocks; an empty text carries nothing anyway.
-    return [render(b) for b in message.content if not (isinstance(b, TextBlock) and not b.text)]
+def _converse_blocks(message: Message) -> list[Any]:
+    # Converse refuses blank text blocks; an empty text carries nothing anyway.
+    blocks = message.content
+    return [_converse_block(b) for b in blocks if not (isinstance(b, TextBlock) and not b.text)]
 
 
 def converse_request(model_id: str, request: ModelRequest) -> dict[str, Any]:
     """Keyword arguments of ``converse``/``converse_stream`` for one request."""
     kwargs: dict[str, Any] = {
         "modelId": model_id,
-        "messages": [
-            {"role": m.role, "content": _wire_blocks(m, _converse_block)} for m in request.messages
-        ],
+        "messages": [{"role": m.role, "content": _converse_blocks(m)} for m in request.messages],
         "inferenceConfig": {"maxTokens": request.max_tokens},
     }
     if request.system:
@@ -187,43 +178,19 @@ def converse_request(model_id: str, request: ModelRequest) -> dict[str, Any]:
     return kwargs
 
 
-def _anthropic_block(block: Block) -> dict[str, Any]:
-    if isinstance(block, TextBlock):
-        return {"type": "text", "text": block.text}
-    if isinstance(block, ToolUseBlock):
-        return {"type": "tool_use", "id": block.id, "name": block.name, "input": _sent_input(block)}
-    return {
-        "type": "tool_result",
-        "tool_use_id": block.tool_use_id,
-        "content": block.content,
-        "is_error": block.is_error,
-    }
-
-
 def invoke_body(request: ModelRequest) -> dict[str, Any]:
     """The native Anthropic Messages body InvokeModel takes (no ``model``, no ``stream``)."""
-    body: dict[str, Any] = {
-        "anthropic_version": ANTHROPIC_VERSION,
-        "max_tokens": request.max_tokens,
-        "messages": [
-            {"role": m.role, "content": _wire_blocks(m, _anthropic_block)} for m in request.messages
-        ],
-    }
-    if request.system:
-        body["system"] = request.system
-    tools = _offered_tools(request)
-    if tools:
-        body["tools"] = [
-            {"name": t.name, "description": t.description, "input_schema": t.input_schema}
-            for t in tools
-        ]
-    return body
+    body = anthropic_wire.request_body(request, _offered_tools(request))
+    return {"anthropic_version": ANTHROPIC_VERSION, **body}
 
 
 # --- responses ---------------------------------------------------------------------------------
 
 
-def _stop_reason(reason: str, blocks: Sequence[Block]) -> StopReason:
+def _stop_reason(reason: str | None, blocks: Sequence[Block]) -> StopReason:
+    """Bedrock's own stop reasons first, then Anthropic's (which Converse's names follow)."""
+    if reason in _FILTERED:
+        return "refusal"
     if reason in _MALFORMED:
         if any(isinstance(b, ToolUseBlock) for b in blocks):
             return "tool_use"
@@ -233,7 +200,13 @@ def _stop_reason(reason: str, blocks: Sequence[Block]) -> StopReason:
             provider=PROVIDER,
             status=None,
         )
-    return _STOP_REASONS.get(reason, "end_turn")
+    return anthropic_wire.stop_reason(reason, blocks)
+
+
+def _converse_stop(reason: str, blocks: Sequence[Block]) -> StopReason:
+    # An unknown stopReason is a finished turn, whatever blocks came with it.
+    known = reason in anthropic_wire.STOP_REASONS or reason in _FILTERED | _MALFORMED
+    return _stop_reason(reason if known else "end_turn", blocks)
 
 
 def _converse_usage(usage: Mapping[str, Any] | None) -> ModelUsage | None:
@@ -247,17 +220,6 @@ def _converse_usage(usage: Mapping[str, Any] | None) -> ModelUsage | None:
     )
 
 
-def _anthropic_usage(usage: Mapping[str, Any] | None) -> ModelUsage | None:
-    if not usage:
-        return None
-    return ModelUsage(
-        input_tokens=usage.get("input_tokens") or 0,
-        output_tokens=usage.get("output_tokens") or 0,
-        cache_read_tokens=usage.get("cache_read_input_tokens") or 0,
-        cache_write_tokens=usage.get("cache_creation_input_tokens") or 0,
-    )
-
-
 def converse_response(response: Mapping[str, Any], model_id: str) -> ModelResponse:
     """A ``converse`` response, normalized."""
     blocks: list[Block] = []
@@ -268,95 +230,78 @@ def converse_response(response: Mapping[str, Any], model_id: str) -> ModelRespon
             use = item["toolUse"]
             blocks.append(tool_use_from_input(use["toolUseId"], use["name"], use.get("input")))
         # reasoningContent, citations, images: not part of the normalized model
-    stop = _stop_reason(response.get("stopReason", "end_turn"), blocks)
+    stop = _converse_stop(response.get("stopReason", "end_turn"), blocks)
     return ModelResponse(tuple(blocks), stop, _converse_usage(response.get("usage")), model_id)
 
 
 def anthropic_response(message: Mapping[str, Any], model_id: str) -> ModelResponse:
     """An Anthropic Message (the InvokeModel response body), normalized."""
-    blocks: list[Block] = []
-    for item in message.get("content", []):
-        if item.get("type") == "text":
-            blocks.append(TextBlock(item["text"]))
-        elif item.get("type") == "tool_use":
-            blocks.append(tool_use_from_input(item["id"], item["name"], item.get("input")))
-    stop = _stop_reason(message.get("stop_reason") or "end_turn", blocks)
-    return ModelResponse(tuple(blocks), stop, _anthropic_usage(message.get("usage")), model_id)
+    return anthropic_wire.response(message, model_id, _stop_reason)
+
+
+class _Turn(Protocol):
+    """A streamed response being put together from its events."""
+
+    finished: bool
+    """Set by the stream's last event (``messageStop``, ``message_stop``): the answer is whole."""
+
+    def add(self, event: Mapping[str, Any]) -> str:
+        """Take in one event; returns the text it carried (empty if none)."""
+        ...
+
+    def response(self, model: str | None = None) -> ModelResponse: ...
 
 
 @dataclass
-class _Assembly:
-    """A streamed response put together from its events, block by block in index order."""
+class _ConverseTurn:
+    """A ``converse_stream`` response, block by block in index order."""
 
     texts: dict[int, list[str]] = field(default_factory=dict)
     tools: dict[int, tuple[str, str, list[str]]] = field(default_factory=dict)
     stop: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     finished: bool = False
-    """Set by the stream's last event (``messageStop``, ``message_stop``): the answer is whole."""
 
-    def text(self, index: int, piece: str) -> str:
-        self.texts.setdefault(index, []).append(piece)
-        return piece
+    def add(self, event: Mapping[str, Any]) -> str:
+        if "contentBlockStart" in event:
+            start = event["contentBlockStart"]
+            use = start.get("start", {}).get("toolUse")
+            if use is not None:
+                self.tools[start["contentBlockIndex"]] = (use["toolUseId"], use["name"], [])
+        elif "contentBlockDelta" in event:
+            index = event["contentBlockDelta"]["contentBlockIndex"]
+            delta = event["contentBlockDelta"]["delta"]
+            if "text" in delta:
+                self.texts.setdefault(index, []).append(delta["text"])
+                return str(delta["text"])
+            if "toolUse" in delta and index in self.tools:  # no start, no name: nothing to call
+                self.tools[index][2].append(delta["toolUse"].get("input", ""))
+        elif "messageStop" in event:
+            self.stop = event["messageStop"]["stopReason"]
+            self.finished = True
+        elif "metadata" in event:
+            self.usage = dict(event["metadata"].get("usage", {}))
+        return ""
 
-    def tool_input(self, index: int, piece: str) -> None:
-        if index in self.tools:  # a delta without its start carries no name: nothing to call
-            self.tools[index][2].append(piece)
-
-    def blocks(self) -> tuple[Block, ...]:
+    def response(self, model: str | None = None) -> ModelResponse:
         found: dict[int, Block] = {i: TextBlock("".join(t)) for i, t in self.texts.items()}
         for i, (tool_use_id, name, parts) in self.tools.items():
             found[i] = tool_use_from_input(tool_use_id, name, "".join(parts))
-        return tuple(found[i] for i in sorted(found))
+        blocks = tuple(found[i] for i in sorted(found))
+        stop = _converse_stop(self.stop or "end_turn", blocks)
+        return ModelResponse(blocks, stop, _converse_usage(self.usage), model or "")
 
 
-def _converse_event(assembly: _Assembly, event: Mapping[str, Any]) -> str | None:
-    """Apply one ``converse_stream`` event; return the text it carried, if any."""
-    if "contentBlockStart" in event:
-        start = event["contentBlockStart"]
-        use = start.get("start", {}).get("toolUse")
-        if use is not None:
-            assembly.tools[start["contentBlockIndex"]] = (use["toolUseId"], use["name"], [])
-    elif "contentBlockDelta" in event:
-        index, delta = event["contentBlockDelta"]["contentBlockIndex"], event["contentBlockDelta"]
-        if "text" in delta["delta"]:
-            return assembly.text(index, delta["delta"]["text"])
-        if "toolUse" in delta["delta"]:
-            assembly.tool_input(index, delta["delta"]["toolUse"].get("input", ""))
-    elif "messageStop" in event:
-        assembly.stop = event["messageStop"]["stopReason"]
-        assembly.finished = True
-    elif "metadata" in event:
-        assembly.usage = dict(event["metadata"].get("usage", {}))
-    return None
+class _InvokeTurn(anthropic_wire.StreamedTurn):
+    """An ``invoke_model_with_response_stream`` response: Anthropic events in ``chunk.bytes``."""
 
+    def add(self, event: Mapping[str, Any]) -> str:
+        return super().add(json.loads(event["chunk"]["bytes"])) if "chunk" in event else ""
 
-def _anthropic_event(assembly: _Assembly, event: Mapping[str, Any]) -> str | None:
-    """Apply one ``invoke_model_with_response_stream`` chunk (an Anthropic stream event)."""
-    if "chunk" not in event:
-        return None
-    data = json.loads(event["chunk"]["bytes"])
-    kind = data.get("type")
-    if kind == "message_start":
-        assembly.usage = dict(data["message"].get("usage") or {})
-    elif kind == "content_block_start":
-        block = data["content_block"]
-        if block.get("type") == "tool_use":
-            assembly.tools[data["index"]] = (block["id"], block["name"], [])
-        elif block.get("type") == "text" and block.get("text"):
-            return assembly.text(data["index"], block["text"])
-    elif kind == "content_block_delta":
-        delta = data["delta"]
-        if delta.get("type") == "text_delta":
-            return assembly.text(data["index"], delta["text"])
-        if delta.get("type") == "input_json_delta":
-            assembly.tool_input(data["index"], delta.get("partial_json", ""))
-    elif kind == "message_delta":
-        assembly.stop = data["delta"].get("stop_reason") or assembly.stop
-        assembly.usage.update(data.get("usage") or {})
-    elif kind == "message_stop":
-        assembly.finished = True
-    return None
+    def response(
+        self, model: str | None = None, stop: anthropic_wire.StopMapping = _stop_reason
+    ) -> ModelResponse:
+        return super().response(model, stop)
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -529,25 +474,23 @@ class _BedrockModel:
 
     async def _stream(self, request: ModelRequest, on_text: TextSink) -> ModelResponse:
         events = await asyncio.to_thread(self._open_stream, request)
-        iterator, assembly = iter(events), _Assembly()
+        iterator, turn = iter(events), self._turn()
         try:
             # One thread hop per event, so on_text runs on the event loop and may raise.
             while (event := await asyncio.to_thread(_next, iterator)) is not None:
-                text = self._apply(assembly, event)
+                text = turn.add(event)
                 if text:
                     on_text(text)
         finally:
             events.close()
-        if not assembly.finished:  # a dropped connection is not a finished answer
+        if not turn.finished:  # a dropped connection is not a finished answer
             raise ModelServerError(
                 f"Bedrock ({self._where().endpoint}): the stream for {self.model_id!r} ended "
                 "before the response was complete",
                 provider=PROVIDER,
                 status=None,
             )
-        blocks = assembly.blocks()
-        stop = _stop_reason(assembly.stop or "end_turn", blocks)
-        return ModelResponse(blocks, stop, self._usage(assembly.usage), self.model_id)
+        return turn.response(self.model_id)
 
     # What each API does differently.
     def _complete(self, request: ModelRequest) -> ModelResponse:
@@ -556,10 +499,7 @@ class _BedrockModel:
     def _open_stream(self, request: ModelRequest) -> Any:
         raise NotImplementedError
 
-    def _apply(self, assembly: _Assembly, event: Mapping[str, Any]) -> str | None:
-        raise NotImplementedError
-
-    def _usage(self, usage: Mapping[str, Any]) -> ModelUsage | None:
+    def _turn(self) -> _Turn:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -576,11 +516,8 @@ class BedrockConverseModel(_BedrockModel):
     def _open_stream(self, request: ModelRequest) -> Any:
         return self.client().converse_stream(**converse_request(self.model_id, request))["stream"]
 
-    def _apply(self, assembly: _Assembly, event: Mapping[str, Any]) -> str | None:
-        return _converse_event(assembly, event)
-
-    def _usage(self, usage: Mapping[str, Any]) -> ModelUsage | None:
-        return _converse_usage(usage)
+    def _turn(self) -> _Turn:
+        return _ConverseTurn()
 
 
 class BedrockInvokeModel(_BedrockModel):
@@ -604,11 +541,8 @@ class BedrockInvokeModel(_BedrockModel):
     def _open_stream(self, request: ModelRequest) -> Any:
         return self.client().invoke_model_with_response_stream(**self._body(request))["body"]
 
-    def _apply(self, assembly: _Assembly, event: Mapping[str, Any]) -> str | None:
-        return _anthropic_event(assembly, event)
-
-    def _usage(self, usage: Mapping[str, Any]) -> ModelUsage | None:
-        return _anthropic_usage(usage)
+    def _turn(self) -> _Turn:
+        return _InvokeTurn()
 
 
 __all__ = [
