@@ -88,3 +88,16 @@ def test_ptc_bench_sandbox_writes_json(tmp_path: Path) -> None:
         assert figure["value"] > 0
         assert figure["baseline"] is None or figure["baseline"] > 0
     assert figures["fan_out_100x100ms"]["value"] >= 100  # 100 ms calls cannot finish sooner
+
+
+def test_ptc_bench_replay_writes_json(tmp_path: Path) -> None:
+    done = run(PTC, "bench", "replay", "--quick", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result,) = tmp_path.glob("replay-*.json")
+    scenarios = {s["name"]: s for s in json.loads(result.read_text())["scenarios"]}
+    assert len(scenarios) == 5
+    passes = sorted(s["passes"] for s in scenarios.values())
+    assert passes == [1, 2, 3, 3, 4]  # pre-loaded; 1, 2 and 3 levels; the expense audit
+    for scenario in scenarios.values():
+        assert scenario["same_output"] is True  # replay printed what the live bridge printed
+        assert scenario["replay_interpreter_ms"] > 0 and scenario["bridge_ms"] > 0
