@@ -55,14 +55,16 @@ if TYPE_CHECKING:  # shipped: this block is replaced by these definitions, copie
     from openptc.sandbox.runtime import (
         ERROR_TYPES,
         PROGRAM_PREFIX,
-        AsyncioRunRewriter,
         CappedWriter,
         ToolArgumentError,
         ToolError,
+        base_namespace,
         bind_arguments,
+        compile_program,
+        describe,
+        describe_syntax_error,
         encode_arguments,
         lenient_json_loads,
-        program_frames,
         unawaited_notices,
     )
 
@@ -80,6 +82,10 @@ SHARED_WITH_RUNTIME = frozenset(
         "encode_arguments",
         "program_frames",
         "unawaited_notices",
+        "base_namespace",
+        "compile_program",
+        "describe_syntax_error",
+        "describe",
     }
 )
 MARKER_PREFIX = "__OPENPTC_REPLAY_"
@@ -190,42 +196,6 @@ class PassSelector(selectors.DefaultSelector):
         if (timeout is None or timeout > 0) and self.on_block():
             timeout = 0  # the pass answered calls or stopped the loop: do not wait
         return super().select(timeout)
-
-
-def describe(exc: BaseException, kind: str) -> Json:
-    """A traceback trimmed to the program's own lines, then the exception (as the runtime does)."""
-    frames = traceback.StackSummary.extract(program_frames(exc.__traceback__))
-    lines = ["Traceback (most recent call last):\n", *frames.format()] if frames else []
-    lines += traceback.format_exception_only(type(exc), exc)
-    return {
-        "kind": kind,
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "traceback": "".join(lines),
-        "line": frames[-1].lineno if frames else None,
-    }
-
-
-def compile_program(code: str, filename: str) -> Any:
-    """Compile with top-level ``await``, ``asyncio.run(main())`` rewritten as ``await main()``."""
-    parsed = ast.parse(code, filename)
-    tree = AsyncioRunRewriter(parsed).visit(parsed)
-    ast.fix_missing_locations(tree)
-    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-    return compile(tree, filename, "exec", flags=flags, dont_inherit=True)
-
-
-def base_namespace() -> Json:
-    return {
-        "__name__": "__main__",
-        "__builtins__": builtins,
-        "ToolError": ToolError,
-        "ToolArgumentError": ToolArgumentError,
-        "asyncio": asyncio,
-        "json": json,
-        "exit": sys.exit,
-        "quit": sys.exit,
-    }
 
 
 class Pass:
@@ -405,14 +375,7 @@ class Pass:
         try:
             compiled = compile_program(code, filename)
         except SyntaxError as exc:
-            return {
-                "kind": "syntax",
-                "type": type(exc).__name__,
-                "message": f"{exc.msg} (line {exc.lineno})",
-                "traceback": "".join(traceback.format_exception_only(type(exc), exc)),
-                "line": exc.lineno,
-            }
-        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+            return describe_syntax_error(exc)
         try:
             result = eval(compiled, self.namespace)
             if inspect.iscoroutine(result):

@@ -244,6 +244,61 @@ def program_frames(tb: Any, keep: int = 40) -> list[tuple[Any, int]]:
     return list(tail)
 
 
+def base_namespace() -> dict[str, Any]:
+    """What every program starts with: tool errors, asyncio and json, ``exit``."""
+    return {
+        "__name__": "__main__",
+        "__builtins__": builtins,
+        "ToolError": ToolError,
+        "ToolArgumentError": ToolArgumentError,
+        "asyncio": asyncio,
+        "json": json,
+        "exit": sys.exit,  # normally added by the site module, which -S skips
+        "quit": sys.exit,
+    }
+
+
+def compile_program(code: str, filename: str) -> Any:
+    """Compile with top-level ``await``, ``asyncio.run(main())`` rewritten as ``await main()``;
+    the source goes to linecache so tracebacks show the program's lines."""
+    parsed = ast.parse(code, filename)
+    tree = AsyncioRunRewriter(parsed).visit(parsed)
+    ast.fix_missing_locations(tree)
+    compiled = compile(
+        tree, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+    )
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    return compiled
+
+
+def describe_syntax_error(exc: SyntaxError) -> dict[str, Any]:
+    return {
+        "kind": "syntax",
+        "type": type(exc).__name__,
+        "message": f"{exc.msg} (line {exc.lineno})",
+        "traceback": "".join(traceback.format_exception_only(type(exc), exc)),
+        "line": exc.lineno,
+    }
+
+
+def describe(exc: BaseException, kind: str) -> dict[str, Any]:
+    """A traceback trimmed to the program's own lines, then the exception."""
+    frames = traceback.StackSummary.extract(program_frames(exc.__traceback__))
+    lines = ["Traceback (most recent call last):\n", *frames.format()] if frames else []
+    lines += traceback.format_exception_only(type(exc), exc)
+    message = str(exc)
+    if kind == "memory":
+        message = "the program ran out of memory (the sandbox's memory limit was reached)"
+        lines[-1] = f"MemoryError: {message}\n"
+    return {
+        "kind": kind,
+        "type": type(exc).__name__,
+        "message": message,
+        "traceback": "".join(lines),
+        "line": frames[-1].lineno if frames else None,
+    }
+
+
 class Runtime:
     """One interpreter's worth of state: the program namespace, pending calls, the bridge."""
 
@@ -251,16 +306,7 @@ class Runtime:
         self.in_fd = in_fd
         self.out_fd = out_fd
         self.pid = os.getpid()
-        self.namespace: dict[str, Any] = {
-            "__name__": "__main__",
-            "__builtins__": builtins,
-            "ToolError": ToolError,
-            "ToolArgumentError": ToolArgumentError,
-            "asyncio": asyncio,
-            "json": json,
-            "exit": sys.exit,  # normally added by the site module, which -S skips
-            "quit": sys.exit,
-        }
+        self.namespace = base_namespace()
         self.installed_tools: set[str] = set()
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.outbox: list[str] = []  # encoded calls, sent together when the program blocks
@@ -402,57 +448,30 @@ class Runtime:
 
     async def run_program(self, code: str, filename: str) -> dict[str, Any] | None:
         try:
-            parsed = ast.parse(code, filename)
-            tree = AsyncioRunRewriter(parsed).visit(parsed)
-            ast.fix_missing_locations(tree)
-            compiled = compile(tree, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            compiled = compile_program(code, filename)
         except SyntaxError as exc:
-            return {
-                "kind": "syntax",
-                "type": type(exc).__name__,
-                "message": f"{exc.msg} (line {exc.lineno})",
-                "traceback": "".join(traceback.format_exception_only(type(exc), exc)),
-                "line": exc.lineno,
-            }
-        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+            return describe_syntax_error(exc)
         try:
             result = eval(compiled, self.namespace)
             if inspect.iscoroutine(result):
                 await result
         except SystemExit as exc:
             if exc.code not in (None, 0):
-                return self.describe(exc, "exception")
+                return describe(exc, "exception")
         except MemoryError as exc:
             self.reserve = b""
-            return self.describe(exc, "memory")
+            return describe(exc, "memory")
         except CpuLimitExceeded as exc:
-            return self.describe(exc, "cpu")
+            return describe(exc, "cpu")
         except BaseException as exc:
             if os.getpid() != self.pid:
                 os._exit(1)  # a forked child of the program ends here, silently
-            return self.describe(exc, "exception")
+            return describe(exc, "exception")
         finally:
             if not self.reserve:
                 with contextlib.suppress(MemoryError):
                     self.reserve = bytes(MB)
         return None
-
-    def describe(self, exc: BaseException, kind: str) -> dict[str, Any]:
-        """A traceback trimmed to the program's own lines, then the exception."""
-        frames = traceback.StackSummary.extract(program_frames(exc.__traceback__))
-        lines = ["Traceback (most recent call last):\n", *frames.format()] if frames else []
-        lines += traceback.format_exception_only(type(exc), exc)
-        message = str(exc)
-        if kind == "memory":
-            message = "the program ran out of memory (the sandbox's memory limit was reached)"
-            lines[-1] = f"MemoryError: {message}\n"
-        return {
-            "kind": kind,
-            "type": type(exc).__name__,
-            "message": message,
-            "traceback": "".join(lines),
-            "line": frames[-1].lineno if frames else None,
-        }
 
     async def cancel_leftovers(self, before: set[asyncio.Task[Any]]) -> list[str]:
         """Tasks the program started but never awaited die with the execution."""
