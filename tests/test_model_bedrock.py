@@ -211,6 +211,41 @@ async def test_expense_audit_through_converse(sandbox: LocalSandbox, mode: Any) 
         assert use["name"] == CODE_TOOL_NAME and use["input"] == {"code": result.programs[0]}
 
 
+async def test_expense_audit_through_invoke_model_in_direct_mode() -> None:
+    async with bedrock() as (url, recorder):
+        model = BedrockInvokeModel(MODEL_ID, client=client(url), retry=FAST)
+        agent = Agent(model, expense.make_tools(), mode="direct", max_turns=80)
+        result = await agent.run(expense.QUESTION)
+
+    assert expense.is_correct(result.answer), result.answer
+    engineers = len(expense.default_data().team("engineering"))
+    assert result.usage.model_calls == 2 + 2 * engineers
+    assert result.usage.tokens_counted == "provider"
+    last = bodies(recorder)[-1]
+    assert [t["name"] for t in last["tools"]] == [s.name for s in agent.tool_specs]
+    use, answer = last["messages"][1]["content"][0], last["messages"][2]["content"][0]
+    assert use["type"] == "tool_use" and answer["tool_use_id"] == use["id"]
+
+
+@pytest.mark.parametrize("model_class", [BedrockConverseModel, BedrockInvokeModel])
+async def test_error_paths_hold_for_both_apis(model_class: ModelClass) -> None:
+    async with bedrock(greet) as (url, recorder):
+        recorder.faults.append(aws_error(429, "ThrottlingException", "slow", {"Retry-After": "0"}))
+        model = model_class(MODEL_ID, client=client(url), retry=RetryPolicy(attempts=2))
+        assert (await model.generate(_question())).text == GREETING
+        assert len(recorder.requests) == 2
+
+        recorder.faults.append(aws_error(400, "ValidationException", "max_tokens too large"))
+        with pytest.raises(ModelBadRequest, match="max_tokens too large"):
+            await model.generate(_question())
+        assert len(recorder.requests) == 3
+
+        revoked = model_class(MODEL_ID, client=client(url, "AKIDREVOKED"), retry=FAST)
+        with pytest.raises(ModelAuthError, match="UnrecognizedClientException"):
+            await revoked.generate(_question())
+        assert len(recorder.requests) == 4
+
+
 async def test_expense_audit_through_invoke_model(sandbox: LocalSandbox) -> None:
     async with bedrock() as (url, recorder):
         model = BedrockInvokeModel(MODEL_ID, client=client(url), retry=FAST)
