@@ -342,9 +342,12 @@ async def test_an_interpreter_that_keeps_no_state_gets_the_harness_with_every_pa
     async with ReplaySandbox(factory, limits=Limits(timeout_s=20)) as sandbox:
         session = await sandbox.open_session()
         result = await session.execute("x = await echo(20)\nprint(await echo(x + 1))", tools)
+        later = await session.execute("print('x' in globals())", tools)
     assert result.ok, result.error
     assert (result.stdout, result.passes, len(tools.calls)) == ("21\n", 3, 2)
     assert result.isolation.level == "managed"
+    assert later.stdout == "False\n"  # the model is told why its variables are gone
+    assert any("keeps no state between runs" in n for n in later.notices)
 
 
 # -- pre-loaded tools -------------------------------------------------------------------------

@@ -53,6 +53,10 @@ RESTART_NOTICE = (
     "the interpreter had restarted (timeout or crash) before this run: variables, imports and "
     "files from earlier runs are gone"
 )
+STATELESS_NOTICE = (
+    "this interpreter keeps no state between runs: each program starts afresh, so variables "
+    "and imports from earlier programs are not available here"
+)
 _TAIL = 2000
 
 
@@ -300,6 +304,8 @@ class _Replay:
         self.sent = 0  # how many steps the interpreter already holds
         self.records: list[ToolCallRecord] = []
         self.notices: list[str] = []
+        if session.self_contained and number > 1:
+            self.notices.append(STATELESS_NOTICE)
         self.passes = 0
         self.clock = time.time()
         self.seed = secrets.randbits(32)
