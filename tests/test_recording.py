@@ -135,3 +135,32 @@ def test_demo_picks_the_providers_whose_credentials_are_set() -> None:
     env = {"ANTHROPIC_API_KEY": "k", "PTC_OPENAI_MODEL": "gpt-x", "OPENAI_API_KEY": "k"}
     assert provider_models_from_env(env) == ["anthropic:claude-sonnet-4-6", "openai:gpt-x"]
     assert provider_models_from_env({"PTC_BEDROCK_MODEL": "m:1"}) == ["bedrock:m:1"]
+
+
+async def test_a_real_adapter_run_records_and_replays_offline(tmp_path: Path) -> None:
+    from fakes.anthropic_server import FAKE_API_KEY, anthropic_app
+    from fakes.harness import Recorder, serve
+    from openptc.models.anthropic import AnthropicModel
+    from openptc.models.retry import RetryPolicy
+
+    path = tmp_path / "anthropic.jsonl"
+    recorder = Recorder()
+    async with (
+        serve(anthropic_app(brains.expense_audit_brain, recorder)) as url,
+        LocalSandbox(pool_size=1) as sandbox,
+    ):
+        live = AnthropicModel(
+            "claude-x", base_url=url, api_key=FAKE_API_KEY, retry=RetryPolicy(attempts=1)
+        )
+        model = RecordingModel(live, path, mode="ptc", prompt=expense.QUESTION)
+        original = await Agent(model, expense.make_tools(), sandbox).run(expense.QUESTION)
+        served = len(recorder.requests)
+        replayed = await Agent(replay_model(path), expense.make_tools(), sandbox).run(
+            expense.QUESTION
+        )
+    header, responses = load_transcript(path)
+    assert header["model"] == "anthropic:claude-x"
+    assert served == 2 == len(recorder.requests)  # the replay never reached the provider
+    assert all(r.usage is not None and r.usage.input_tokens > 0 for r in responses)
+    assert replayed.answer == original.answer and expense.is_correct(replayed.answer)
+    assert replayed.programs == original.programs
