@@ -169,8 +169,10 @@ def run(
         raise typer.Exit(1) from None
     if stream:
         print()
-    else:
-        console.print(result.answer)
+    if result.stop != "answered":  # the reason the run stopped was never streamed
+        console.print(result.answer, style="red", markup=False, highlight=False)
+    elif not stream:
+        console.print(result.answer, markup=False)
     if show_programs:
         for number, program in enumerate(result.programs, 1):
             console.print(
