@@ -30,29 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from botocore.config import Config
 from botocore.eventstream import ParserError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    CredentialRetrievalError,
     HTTPClientError,
-    NoAuthTokenError,
-    NoCredentialsError,
     NoRegionError,
     ParamValidationError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    TokenRetrievalError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from openptc.aws import make_client
+from openptc.aws import AUTH_ERROR_CODES, CREDENTIAL_ERRORS, LazyClient
 from openptc.models import anthropic_wire
 from openptc.models.base import (
     Block,
@@ -102,25 +94,7 @@ _TRANSIENT = frozenset(
         "modelstreamerrorexception",
     }
 )
-_AUTH = frozenset(
-    {
-        "accessdeniedexception",
-        "unrecognizedclientexception",
-        "expiredtokenexception",
-        "invalidsignatureexception",
-        "incompletesignatureexception",
-        "missingauthenticationtokenexception",
-    }
-)
 _BAD_REQUEST = frozenset({"validationexception", "resourcenotfoundexception"})
-_NO_CREDENTIALS = (
-    NoCredentialsError,
-    PartialCredentialsError,
-    CredentialRetrievalError,
-    ProfileNotFound,
-    NoAuthTokenError,
-    TokenRetrievalError,
-)
 _SDK_ERRORS = (ClientError, BotoCoreError, ParserError)
 
 
@@ -339,7 +313,7 @@ def _client_error(exc: ClientError, where: _Where) -> ModelError:
             status=status,
             retry_after_s=retry_after_from_headers(headers),
         )
-    if key in _AUTH or status in (401, 403):
+    if key in AUTH_ERROR_CODES or status in (401, 403):
         return ModelAuthError(
             f"Bedrock refused the request ({said}). Check the AWS credentials "
             "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, AWS_PROFILE or the "
@@ -362,7 +336,7 @@ def _model_error(exc: Exception, where: _Where) -> ModelError:
     """One of the SDK's exceptions, in openptc's words (which say what to do about it)."""
     if isinstance(exc, ClientError):
         return _client_error(exc, where)
-    if isinstance(exc, _NO_CREDENTIALS):
+    if isinstance(exc, CREDENTIAL_ERRORS):
         return ModelAuthError(
             f"no usable AWS credentials ({exc}). Set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or AWS_BEARER_TOKEN_BEDROCK), or run where an "
@@ -415,18 +389,16 @@ class _BedrockModel:
         connect_timeout_s: float = 10,
     ) -> None:
         self.model_id = model_id
-        self._region = region
-        self._profile = profile
-        self._endpoint_url = endpoint_url
-        self._client = client
-        self._client_lock = threading.Lock()
-        self._retry = retry or RetryPolicy()
-        self._config = Config(
-            retries={"total_max_attempts": 1},
-            read_timeout=read_timeout_s,
-            connect_timeout=connect_timeout_s,
-            user_agent_extra="openptc",
+        self._clients = LazyClient(
+            "bedrock-runtime",
+            client=client,
+            region=region,
+            profile=profile,
+            endpoint_url=endpoint_url,
+            read_timeout_s=read_timeout_s,
+            connect_timeout_s=connect_timeout_s,
         )
+        self._retry = retry or RetryPolicy()
 
     @property
     def name(self) -> str:
@@ -438,23 +410,16 @@ class _BedrockModel:
 
     def client(self) -> BedrockRuntimeClient:
         """The boto3 client, created on first use (reading AWS configuration is blocking I/O)."""
-        with self._client_lock:
-            if self._client is None:
-                self._client = make_client(
-                    "bedrock-runtime",
-                    profile=self._profile,
-                    region=self._region,
-                    endpoint_url=self._endpoint_url,
-                    config=self._config,
-                )
-            return self._client
+        client: BedrockRuntimeClient = self._clients.get()
+        return client
 
     def _where(self) -> _Where:
-        if self._client is not None:
-            meta = self._client.meta
+        if self._clients.made is not None:
+            meta = self._clients.made.meta
             return _Where(self.model_id, redact_url(meta.endpoint_url), meta.region_name)
-        region = self._region or "from your AWS configuration"
-        endpoint = redact_url(self._endpoint_url) if self._endpoint_url else None
+        region = self._clients.region or "from your AWS configuration"
+        endpoint_url = self._clients.endpoint_url
+        endpoint = redact_url(endpoint_url) if endpoint_url else None
         return _Where(self.model_id, endpoint or f"Bedrock in {region}", region)
 
     async def generate(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,23 +25,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import urllib3.exceptions
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    CredentialRetrievalError,
     EventStreamError,
     HTTPClientError,
-    NoCredentialsError,
     NoRegionError,
     ParamValidationError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    TokenRetrievalError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from openptc.aws import make_client
+from openptc.aws import AUTH_ERROR_CODES, CREDENTIAL_ERRORS, LazyClient
 from openptc.sandbox.base import SandboxError, SessionClosed
 from openptc.sandbox.interpreter import CodeRun
 from openptc.sandbox.replay import DEFAULT_MAX_PASSES, ReplaySandbox
@@ -55,25 +48,6 @@ T = TypeVar("T")
 
 DEFAULT_IDENTIFIER = "aws.codeinterpreter.v1"
 
-_NO_CREDENTIALS = (
-    NoCredentialsError,
-    PartialCredentialsError,
-    CredentialRetrievalError,
-    ProfileNotFound,
-    TokenRetrievalError,
-)
-# Error codes compared lower-cased: in the event stream they are member names
-# ("throttlingException"), in HTTP errors shape names ("ThrottlingException").
-_AUTH = frozenset(
-    {
-        "accessdeniedexception",
-        "unrecognizedclientexception",
-        "expiredtokenexception",
-        "invalidsignatureexception",
-        "incompletesignatureexception",
-        "missingauthenticationtokenexception",
-    }
-)
 _THROTTLED = "throttlingexception"
 _QUOTA = "servicequotaexceededexception"
 _NOT_FOUND = "resourcenotfoundexception"
@@ -145,7 +119,7 @@ def _client_error(exc: ClientError, where: _Where) -> AgentCoreError:
             f"quota increase in Service Quotas for {where.region}.",
             code=code,
         )
-    if key in _AUTH or status in (401, 403):
+    if key in AUTH_ERROR_CODES or status in (401, 403):
         return AgentCoreAuthError(
             f"AgentCore refused the request ({said}). Check the AWS credentials "
             "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, AWS_PROFILE or the "
@@ -187,7 +161,7 @@ def _agentcore_error(exc: Exception, where: _Where, read_timeout_s: float) -> Ag
     """One of the SDK's exceptions, in words that say what to check."""
     if isinstance(exc, ClientError):
         return _client_error(exc, where)
-    if isinstance(exc, _NO_CREDENTIALS):
+    if isinstance(exc, CREDENTIAL_ERRORS):
         return AgentCoreAuthError(
             f"no usable AWS credentials for AgentCore ({exc}). Set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or run where an instance or task role "
@@ -294,16 +268,14 @@ class AgentCoreInterpreter:
         self.read_timeout_s = read_timeout_s
         self.throttle_retries = throttle_retries
         self.retry_delay_s = retry_delay_s
-        self._region = region
-        self._profile = profile
-        self._endpoint_url = endpoint_url
-        self._client: Any = client
-        self._client_lock = threading.Lock()
-        self._config = Config(
-            retries={"total_max_attempts": 1},
-            read_timeout=read_timeout_s,
-            connect_timeout=connect_timeout_s,
-            user_agent_extra="openptc",
+        self._clients = LazyClient(
+            "bedrock-agentcore",
+            client=client,
+            region=region,
+            profile=profile,
+            endpoint_url=endpoint_url,
+            read_timeout_s=read_timeout_s,
+            connect_timeout_s=connect_timeout_s,
         )
         self._session_id: str | None = None
         self._lock = asyncio.Lock()
@@ -320,16 +292,7 @@ class AgentCoreInterpreter:
 
     def client(self) -> Any:
         """The boto3 client (untyped: no stubs for ``bedrock-agentcore``), made on first use."""
-        with self._client_lock:
-            if self._client is None:
-                self._client = make_client(
-                    "bedrock-agentcore",
-                    profile=self._profile,
-                    region=self._region,
-                    endpoint_url=self._endpoint_url,
-                    config=self._config,
-                )
-            return self._client
+        return self._clients.get()
 
     async def start(self) -> str:
         """Start the session (if none is live) and return its id."""
@@ -426,12 +389,12 @@ class AgentCoreInterpreter:
             attempt += 1
 
     def _where(self, action: str) -> _Where:
-        if self._client is not None:
-            meta = self._client.meta
+        if self._clients.made is not None:
+            meta = self._clients.made.meta
             endpoint, region = str(meta.endpoint_url), str(meta.region_name)
         else:
-            region = self._region or "the region of your AWS configuration"
-            endpoint = self._endpoint_url or f"AgentCore in {region}"
+            region = self._clients.region or "the region of your AWS configuration"
+            endpoint = self._clients.endpoint_url or f"AgentCore in {region}"
         return _Where(
             action, self.identifier, self._session_id, endpoint, region, self.session_timeout_s
         )
