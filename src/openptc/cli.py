@@ -16,7 +16,8 @@ from rich.table import Table
 from openptc.agent import Agent
 from openptc.bench import replay_bench
 from openptc.bench.expense import QUESTION
-from openptc.bench.sandbox_bench import run_sandbox_bench, write_report
+from openptc.bench.report import write_report
+from openptc.bench.sandbox_bench import run_sandbox_bench
 from openptc.demo import (
     DEFAULT_MODEL,
     DemoOutcome,
@@ -276,5 +277,5 @@ def bench_replay(
             _mark(s["same_output"]),
         )
     console.print(table)
-    path = replay_bench.write_report(report, out)
+    path = write_report(report, out)
     console.print(f"results written to {path}")

@@ -9,18 +9,14 @@ backends must print the same output; the report says whether they did.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from openptc.bench import expense
+from openptc.bench.report import report_header
 from openptc.sandbox.base import Limits, Session, ToolHost, ToolSignature
 from openptc.sandbox.interpreter import CodeInterpreter, CodeRun, LocalInterpreter
 from openptc.sandbox.local import LocalSandbox
@@ -256,24 +252,10 @@ async def run_replay_bench(
             results.append(result)
         isolation = bridge_sandbox.isolation
     return {
-        "benchmark": "replay",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-        },
+        **report_header("replay"),
         "interpreter": f"local sandbox ({isolation.level}) used as a stateless interpreter",
         "scenarios": [
             asdict(r) | {"interpreter_ratio": r.interpreter_ratio, "wall_ratio": r.wall_ratio}
             for r in results
         ],
     }
-
-
-def write_report(report: dict[str, Any], directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = report["when"].replace(":", "").replace("-", "")
-    path = directory / f"replay-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path

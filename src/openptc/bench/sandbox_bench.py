@@ -9,16 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openptc.bench.report import report_header
 from openptc.sandbox.base import Limits, ToolSignature
 from openptc.sandbox.isolation import Interpreter
 from openptc.sandbox.local import REFILL_DELAY_S, LocalSandbox
@@ -378,21 +377,7 @@ async def run_sandbox_bench(
     async with LocalSandbox(Limits(), pool_size=0) as sandbox:
         isolation = sandbox.isolation
     return {
-        "benchmark": "sandbox",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-        },
+        **report_header("sandbox"),
         "isolation": asdict(isolation),
         "figures": [asdict(f) | {"ratio": f.ratio} for f in figures],
     }
-
-
-def write_report(report: dict[str, Any], directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    stamp = report["when"].replace(":", "").replace("-", "")
-    path = directory / f"sandbox-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path
