@@ -28,6 +28,7 @@ from fakes.agentcore_server import (
     agentcore_error,
     throttled,
 )
+from fakes.aws_env import isolate_aws
 from fakes.harness import Recorder, closed_port_url, serve
 from openptc.agent import Agent
 from openptc.bench import brains, expense
@@ -51,29 +52,12 @@ from openptc.sandbox.interpreter import CodeInterpreter
 from openptc.sandbox.local import LocalSandbox
 from openptc.sandbox.replay import ReplaySandbox
 
-AWS_VARIABLES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-)
 TIMEOUT_S = 20.0
 
 
 @pytest.fixture(autouse=True)
 def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Only the credentials a test gives exist: none from the machine, no instance metadata."""
-    for name in AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolate_aws(monkeypatch, tmp_path)
 
 
 class Clock:

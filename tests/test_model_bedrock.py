@@ -20,6 +20,7 @@ from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
 from botocore.exceptions import ClientError
 from mypy_boto3_bedrock_runtime.client import BedrockRuntimeClient
 
+from fakes.aws_env import isolate_aws
 from fakes.bedrock_server import (
     CUT,
     CUT_BEFORE_TEXT,
@@ -58,31 +59,13 @@ from openptc.sandbox.local import LocalSandbox
 
 MODEL_ID = "anthropic.claude-sonnet-4-6-v1:0"  # the ':' must survive the URL path
 FAST = RetryPolicy(attempts=3, base_delay_s=0.01)
-AWS_VARIABLES = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_BEARER_TOKEN_BEDROCK",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-)
 
 ModelClass = type[BedrockConverseModel] | type[BedrockInvokeModel]
 
 
 @pytest.fixture(autouse=True)
 def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Only the credentials a test gives exist: none from the machine, no instance metadata."""
-    for name in AWS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolate_aws(monkeypatch, tmp_path)
 
 
 @pytest.fixture

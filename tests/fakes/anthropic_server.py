@@ -213,7 +213,7 @@ def parse_request(body: Json) -> ModelRequest:
     if isinstance(system, list):
         system = "".join(b["text"] for b in system)
     messages = tuple(
-        Message(m["role"], tuple(_parse_block(b) for b in _blocks(m["content"])))
+        Message(m["role"], tuple(parse_block(b) for b in _blocks(m["content"])))
         for m in body["messages"]
     )
     tools = tuple(
@@ -223,7 +223,8 @@ def parse_request(body: Json) -> ModelRequest:
     return ModelRequest(system, messages, tools, body["max_tokens"])
 
 
-def _parse_block(block: Json) -> Block:
+def parse_block(block: Json) -> Block:
+    """One content block of a Messages request (also what Bedrock InvokeModel carries)."""
     kind = block["type"]
     if kind == "text":
         return TextBlock(block["text"])

@@ -43,6 +43,7 @@ from openptc.models import (
 )
 from openptc.models.tokens import count_message_tokens, count_spec_tokens, count_text
 
+from .anthropic_server import parse_block
 from .harness import Fault, Recorder
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
@@ -184,17 +185,10 @@ def read_converse(body: dict[str, Any]) -> ModelRequest:
 
 
 def _anthropic_block(block: dict[str, Any]) -> Block:
-    kind = block.get("type")
-    if kind == "text":
-        return TextBlock(block["text"])
-    if kind == "tool_use":
-        return ToolUseBlock(block["id"], block["name"], block["input"])
-    if kind == "tool_result":
-        content = block.get("content", "")
-        if isinstance(content, list):
-            content = "".join(c.get("text", "") for c in content)
-        return ToolResultBlock(block["tool_use_id"], content, bool(block.get("is_error")))
-    raise _Invalid(f"messages: unsupported content type {kind!r}")
+    try:
+        return parse_block(block)
+    except ValueError:
+        raise _Invalid(f"messages: unsupported content type {block.get('type')!r}") from None
 
 
 def read_anthropic(body: dict[str, Any]) -> ModelRequest:
