@@ -224,6 +224,44 @@ def doctor(
         )
 
 
+@app.command()
+def serve(
+    model: Annotated[
+        list[str],
+        typer.Option(
+            help="NAME=MODEL_STRING: which backend serves a requested model name "
+            "('*' for every name). Repeatable."
+        ),
+    ] = [],  # noqa: B006 - typer needs a literal default
+    api_key: Annotated[
+        list[str], typer.Option(help="A client key (or set PTC_PROXY_API_KEYS). Repeatable.")
+    ] = [],  # noqa: B006
+    config: Annotated[
+        Path | None, typer.Option(help="A TOML or JSON file with the whole configuration.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8082,
+    redis_url: Annotated[
+        str | None, typer.Option(help="Share containers between replicas through Redis.")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the Anthropic Messages API, with programmatic tool calling, on any model."""
+    from openptc.proxy.serve import ServeConfigError, build_config, run_server
+
+    try:
+        settings = build_config(config, model, api_key, redis_url)
+    except (ServeConfigError, ValueError, OSError) as exc:
+        console.print(f"[red]ptc serve:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"[green]openptc proxy[/green] on http://{host}:{port} — point the anthropic SDK's "
+        f"base_url there; models: {', '.join(sorted(settings.models))}",
+        highlight=False,
+    )
+    run_server(settings, host, port, log_level)
+
+
 @bench_app.command("sandbox")
 def bench_sandbox(
     quick: Annotated[bool, typer.Option(help="Fewer rounds (for a smoke test).")] = False,

@@ -38,10 +38,20 @@ def _call(request: ModelRequest, name: str, **arguments: Any) -> list[ToolUseBlo
     return [ToolUseBlock(id=f"toolu_{n:03d}", name=name, input=arguments)]
 
 
+SERVICE_CODE_TOOL = "code_execution"
+"""The code tool's name on Anthropic's API (and so behind ``ptc serve``)."""
+
+
 def ptc_brain(request: ModelRequest) -> Turn:
-    """Turn 1: run the reference program. Turn 2: relay what the program printed."""
+    """Turn 1: run the reference program. Turn 2: relay what the program printed.
+
+    Behind the Anthropic-compatible proxy the code tool is ``code_execution`` and tools return
+    text, so the program is the one written for the hosted service.
+    """
     last = request.messages[-1]
     if not last.results:
+        if any(spec.name == SERVICE_CODE_TOOL for spec in request.tools):
+            return _call(request, SERVICE_CODE_TOOL, code=expense.SERVICE_STYLE_PROGRAM)
         return _call(request, CODE_TOOL_NAME, code=expense.REFERENCE_PROGRAM)
     result = last.results[-1]
     if result.is_error:
@@ -102,6 +112,6 @@ def direct_brain(request: ModelRequest) -> Turn:
 
 def expense_audit_brain(request: ModelRequest) -> Turn:
     """Write a program when offered the code tool (ptc, hybrid); else call tools one by one."""
-    if any(spec.name == CODE_TOOL_NAME for spec in request.tools):
+    if any(spec.name in (CODE_TOOL_NAME, SERVICE_CODE_TOOL) for spec in request.tools):
         return ptc_brain(request)
     return direct_brain(request)

@@ -442,6 +442,31 @@ for name, spent, limit in over:
 print(f"{len(over)} of {len(members)} engineering members exceeded their Q3 travel budget")
 """
 
+SERVICE_STYLE_PROGRAM = """\
+import asyncio
+import json
+
+members = json.loads(await get_team_members({"department": "engineering"}))
+expense_texts, budget_texts = await asyncio.gather(
+    asyncio.gather(*[get_expenses({"employee_id": m["id"], "quarter": "Q3"}) for m in members]),
+    asyncio.gather(*[get_custom_budget({"user_id": m["id"]}) for m in members]),
+)
+over = []
+for member, expenses_text, budget_text in zip(members, expense_texts, budget_texts):
+    expenses = json.loads(expenses_text)
+    limit = json.loads(budget_text)["travel_budget_usd"]
+    spent = sum(
+        e["amount"] for e in expenses if e["category"] == "travel" and e["status"] == "approved"
+    )
+    if spent > limit:
+        over.append((member["name"], spent, limit))
+for name, spent, limit in over:
+    print(f"{name}: ${spent:,.2f} spent of ${limit:,.2f} budget")
+print(f"{len(over)} of {len(members)} engineering members exceeded their Q3 travel budget")
+"""
+"""The audit as code written for Anthropic's hosted code execution: each tool takes one dict and
+returns its result as text (JSON here), as the hosted service hands it over."""
+
 MAIN_STYLE_PROGRAM = """\
 import asyncio
 import json

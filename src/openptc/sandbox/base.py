@@ -194,6 +194,17 @@ class ToolHost(Protocol):
         ...
 
 
+@runtime_checkable
+class BlockAwareToolHost(ToolHost, Protocol):
+    """A tool host that must know when the program waits with every call it can make issued.
+
+    The proxy answers its client with exactly the calls a program issued before it blocked;
+    the sandbox calls ``program_blocked`` after handing over those calls.
+    """
+
+    def program_blocked(self) -> None: ...
+
+
 class SandboxError(Exception):
     """The sandbox itself failed (could not start, lost its process) — not the program."""
 

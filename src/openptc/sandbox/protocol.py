@@ -58,15 +58,23 @@ def runtime_limits(limits: Limits, *, count_processes: bool) -> dict[str, int]:
 
 
 def execute_message(
-    execution_id: int, code: str, tools: Sequence[ToolSignature], limits: Limits
+    execution_id: int,
+    code: str,
+    tools: Sequence[ToolSignature],
+    limits: Limits,
+    *,
+    report_blocked: bool = False,
 ) -> dict[str, Any]:
-    return {
+    message = {
         "type": "execute",
         "id": execution_id,
         "code": code,
         "tools": [{"name": t.name, "params": list(t.params)} for t in tools],
         "output_bytes": limits.output_bytes,
     }
+    if report_blocked:
+        message["report_blocked"] = True
+    return message
 
 
 def tool_result_message(call_id: int, value: Any) -> bytes:

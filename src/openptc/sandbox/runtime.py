@@ -11,11 +11,14 @@ so the program's own ``print`` output never mixes with control messages:
                      {"type": "tool_result", "id", "ok", "value" | "error": {"type", "message"}}
     runtime -> host  {"type": "ready", "pid", "python"}
                      {"type": "tool_calls", "calls": [{"id", "tool", "args"}]}
+                     {"type": "blocked"}   (only when the execute message asked for it)
                      {"type": "done", "id", "stdout", "stderr", "stdout_truncated", "error",
                       "notices"}
 
-Tool calls are sent in one batch at the exact moment the program blocks (the event loop is about
-to wait in ``select``), so an ``asyncio.gather`` of twenty calls arrives as one message.
+Tool calls are sent in one batch between steps of the event loop, so an ``asyncio.gather`` of
+twenty calls arrives as one message. With ``"report_blocked": true`` the runtime also says when
+the program has issued every call it can and now waits for results: the proxy answers a client
+with exactly that batch, never a guess made by a timer.
 """
 
 import sys
@@ -105,16 +108,22 @@ class FlushingSelector(selectors.DefaultSelector):
 
     Calls issued in one step (all the tasks an ``asyncio.gather`` starts) leave together; and
     a program that polls (``while not task.done(): await asyncio.sleep(0)``) never blocks, so
-    waiting for the loop to block would never send its calls.
+    waiting for the loop to block would never send its calls. ``timeout`` tells the step hook
+    whether the loop is about to wait (non-zero) or has more ready work (zero).
     """
 
-    def __init__(self, flush: Any) -> None:
+    def __init__(self, on_step: Any) -> None:
         super().__init__()
-        self.flush = flush
+        self.on_step = on_step
 
     def select(self, timeout: float | None = None) -> Any:
-        self.flush()
+        self.on_step(timeout)
         return super().select(timeout)
+
+
+# A program that polls with ``asyncio.sleep(0)`` while its calls are pending never lets the loop
+# wait; after this many such steps with nothing new issued it counts as blocked all the same.
+POLLING_STEPS = 100
 
 
 def lenient_json_loads(s: Any, *args: Any, **kwargs: Any) -> Any:
@@ -309,7 +318,10 @@ class Runtime:
         self.namespace = base_namespace()
         self.installed_tools: set[str] = set()
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self.outbox: list[str] = []  # encoded calls, sent together when the program blocks
+        self.outbox: list[str] = []  # encoded calls, sent together at the end of a loop step
+        self.report_blocked = False
+        self.unreported_calls = False  # calls sent since the last "blocked" report
+        self.idle_steps = 0
         self.created: list[tuple[Any, str, int | None]] = []
         self.next_call_id = 1
         self.executions = 0
@@ -339,6 +351,19 @@ class Runtime:
         if self.outbox:
             calls, self.outbox = self.outbox, []
             self.send_line('{"type":"tool_calls","calls":[' + ",".join(calls) + "]}")
+            self.unreported_calls = True
+            self.idle_steps = 0
+
+    def on_step(self, timeout: float | None) -> None:
+        """Between loop steps: send the calls issued, and say so when the program now waits."""
+        self.flush_calls()
+        if not (self.report_blocked and self.unreported_calls and self.pending):
+            return
+        self.idle_steps += 1
+        if timeout is None or timeout > 0 or self.idle_steps >= POLLING_STEPS:
+            self.unreported_calls = False
+            self.idle_steps = 0
+            self.send_line('{"type":"blocked"}')
 
     def on_readable(self) -> None:
         try:
@@ -424,6 +449,8 @@ class Runtime:
         cap = int(message.get("output_bytes", 64_000))
         stdout, stderr = CappedWriter(cap), CappedWriter(cap)
         self.install_tools(message.get("tools", []))
+        self.report_blocked = bool(message.get("report_blocked", False))
+        self.unreported_calls = False
         before = asyncio.all_tasks()
         error: dict[str, Any] | None = None
         real_out, real_err = sys.stdout, sys.stderr
@@ -537,7 +564,7 @@ def main() -> None:
     signal.signal(signal.SIGXCPU, on_cpu_limit)
     json.loads = lenient_json_loads
     runtime = Runtime(config["in_fd"], config["out_fd"])
-    loop = asyncio.SelectorEventLoop(FlushingSelector(runtime.flush_calls))
+    loop = asyncio.SelectorEventLoop(FlushingSelector(runtime.on_step))
     asyncio.set_event_loop(loop)
     loop.run_until_complete(runtime.serve())
 

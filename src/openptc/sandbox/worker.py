@@ -20,6 +20,7 @@ from typing import Any
 
 from openptc.sandbox import protocol
 from openptc.sandbox.base import (
+    BlockAwareToolHost,
     ErrorKind,
     Execution,
     ExecutionError,
@@ -263,6 +264,12 @@ class Worker:
                 task = asyncio.create_task(self._run_call(running, call_id, tool, args))
                 running.tasks.add(task)
                 task.add_done_callback(running.tasks.discard)
+        elif kind == "blocked":
+            tools = self._running.tools if self._running is not None else None
+            if isinstance(tools, BlockAwareToolHost):
+                # After the call tasks just created have taken their first step (FIFO), so
+                # the host has seen every call of the batch before it hears of the block.
+                asyncio.get_running_loop().call_soon(tools.program_blocked)
         elif kind == "done":
             if self._running is not None and not self._running.done.done():
                 self._running.done.set_result(message)
@@ -298,9 +305,14 @@ class Worker:
         self._running = running
         signatures = list(tools.signatures()) if tools is not None else []
         assert self._writer is not None
-        self._writer.write(
-            protocol.encode(protocol.execute_message(self._executions, code, signatures, limits))
+        message = protocol.execute_message(
+            self._executions,
+            code,
+            signatures,
+            limits,
+            report_blocked=isinstance(tools, BlockAwareToolHost),
         )
+        self._writer.write(protocol.encode(message))
         error: ExecutionError | None = None
         done: dict[str, Any] = {}
         try:

@@ -1,0 +1,399 @@
+"""The HTTP surface: ``/v1/messages`` (plain and streaming), ``count_tokens``, ``/v1/models``.
+
+Everything a client can get wrong is answered here in Anthropic's error shape with the status
+the SDK expects; nothing a client sends can disturb another request or container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from openptc.models.base import Model
+from openptc.models.resolve import model_from_string
+from openptc.models.tokens import count_request_tokens
+from openptc.proxy import sse
+from openptc.proxy.config import ApiKey, ProxyConfig
+from openptc.proxy.containers import ContainerManager, new_id
+from openptc.proxy.errors import ApiError, invalid
+from openptc.proxy.history import read_conversation
+from openptc.proxy.logs import request_id_var
+from openptc.proxy.openapi import openapi_document
+from openptc.proxy.prompting import code_tool_spec, direct_tool_spec
+from openptc.proxy.store import MemoryStore, RecordStore
+from openptc.proxy.tooling import read_tools
+from openptc.proxy.turns import STARTED, TurnEnd, TurnEvent, TurnRunner
+from openptc.proxy.wire import (
+    CountTokensRequest,
+    MessageResponse,
+    MessagesRequest,
+    ModelInfo,
+    ModelList,
+    ResponseBlock,
+    TokenCount,
+)
+from openptc.sandbox.base import Sandbox
+from openptc.sandbox.local import LocalSandbox
+
+log = logging.getLogger("openptc.proxy")
+
+API_VERSIONS = ("2023-06-01", "2026-10-21")
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k")  # refused by 2026-10-21
+PING_INTERVAL_S = 10.0
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class ProxyState:
+    """What the routes share; built at startup, closed at shutdown."""
+
+    config: ProxyConfig
+    containers: ContainerManager
+    runner: TurnRunner
+    sandbox: Sandbox
+    store: RecordStore
+
+
+def _error_response(error: ApiError, request_id: str) -> JSONResponse:
+    return JSONResponse(
+        error.body(request_id), status_code=error.status, headers={"request-id": request_id}
+    )
+
+
+def _validation_message(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
+    extra = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{extra}" if where else f"{first['msg']}{extra}"
+
+
+class Api:
+    """The route handlers, bound to one ``ProxyState``."""
+
+    def __init__(self, state: Callable[[], ProxyState]) -> None:
+        self._state = state
+
+    # -- request plumbing -----------------------------------------------------------------------
+    def _authenticate(self, request: Request) -> ApiKey:
+        presented = request.headers.get("x-api-key")
+        if presented is None:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            presented = token.strip() if scheme.lower() == "bearer" else None
+        if not presented:
+            raise ApiError(
+                "authentication_error",
+                "missing API key: send it in the x-api-key header or as "
+                "'Authorization: Bearer <key>'",
+            )
+        key = self._state().config.key_for(presented)
+        if key is None:
+            raise ApiError("authentication_error", "invalid x-api-key")
+        return key
+
+    def _version(self, request: Request) -> str:
+        version = request.headers.get("anthropic-version")
+        if version is None:
+            raise invalid("anthropic-version: header is required")
+        if version not in API_VERSIONS:
+            raise invalid(
+                f"anthropic-version: '{version}' is not a supported version "
+                f"(supported: {', '.join(API_VERSIONS)})"
+            )
+        return version
+
+    async def _json_body(self, request: Request) -> dict[str, Any]:
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise invalid(f"content-type must be application/json (got '{content_type or 'none'}')")
+        limit = self._state().config.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ApiError("request_too_large", f"request body exceeds {limit} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise ApiError("request_too_large", f"request body exceeds {limit} bytes")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise invalid(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise invalid("the request body must be a JSON object")
+        return data
+
+    async def _guarded(
+        self, request: Request, handler: Callable[[str], Awaitable[Response]]
+    ) -> Response:
+        request_id = new_id("req_")
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request_id)
+            status = response.status_code
+            response.headers["request-id"] = request_id
+            return response
+        except ApiError as exc:
+            status = exc.status
+            return _error_response(exc, request_id)
+        except Exception:
+            log.exception("request failed")
+            return _error_response(ApiError("api_error", "internal error in the proxy"), request_id)
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.url.path,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+    @staticmethod
+    def _parse(model: type[M], data: dict[str, Any]) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise invalid(_validation_message(exc)) from None
+
+    # -- routes ---------------------------------------------------------------------------------
+    async def messages(self, request: Request) -> Response:
+        async def handle(request_id: str) -> Response:
+            key = self._authenticate(request)
+            version = self._version(request)
+            data = await self._json_body(request)
+            if version == "2026-10-21":
+                refused = [f for f in SAMPLING_FIELDS if f in data]
+                if refused:
+                    raise invalid(f"{refused[0]}: not supported with anthropic-version 2026-10-21")
+            parsed = self._parse(MessagesRequest, data)
+            events = self._state().runner.run(parsed, key)
+            first = await anext(events)  # validation and the container happen before this
+            assert first is STARTED
+            message_id = new_id("msg_")
+            if parsed.stream:
+                return StreamingResponse(
+                    self._stream(events, message_id, parsed.model, request_id),
+                    media_type="text/event-stream",
+                    headers={"cache-control": "no-cache"},
+                )
+            return JSONResponse(await self._collect(events, message_id, parsed.model))
+
+        return await self._guarded(request, handle)
+
+    async def _collect(
+        self, events: AsyncIterator[TurnEvent], message_id: str, model: str
+    ) -> dict[str, Any]:
+        blocks: list[ResponseBlock] = []
+        end: TurnEnd | None = None
+        async for event in events:
+            if isinstance(event, TurnEnd):
+                end = event
+            elif event is not STARTED:
+                blocks.append(event)  # type: ignore[arg-type]
+        assert end is not None
+        message = MessageResponse(
+            id=message_id,
+            model=model,
+            content=blocks,
+            stop_reason=end.stop_reason,
+            usage=end.usage,
+            container=end.container,
+        )
+        return message.model_dump(mode="json", exclude_none=False)
+
+    async def _stream(
+        self, events: AsyncIterator[TurnEvent], message_id: str, model: str, request_id: str
+    ) -> AsyncIterator[bytes]:
+        token = request_id_var.set(request_id)
+        index = 0
+        try:
+            yield sse.message_start(message_id, model)
+            iterator = aiter(events)
+            next_event: asyncio.Task[TurnEvent] | None = None
+            while True:
+                if next_event is None:
+                    next_event = asyncio.ensure_future(anext(iterator))
+                done, _ = await asyncio.wait({next_event}, timeout=PING_INTERVAL_S)
+                if not done:
+                    yield sse.ping()  # a long program: keep the connection alive
+                    continue
+                try:
+                    event = next_event.result()
+                except StopAsyncIteration:
+                    return
+                next_event = None
+                if isinstance(event, TurnEnd):
+                    usage = event.usage.model_dump(mode="json", exclude_none=True)
+                    container = event.container.model_dump(mode="json") if event.container else None
+                    for chunk in sse.message_end(event.stop_reason, usage, container):
+                        yield chunk
+                elif event is not STARTED:
+                    for chunk in sse.block_events(index, event):  # type: ignore[arg-type]
+                        yield chunk
+                    index += 1
+        except ApiError as exc:
+            yield sse.error(exc.body(request_id))
+        except Exception:
+            log.exception("streaming request failed")
+            yield sse.error(ApiError("api_error", "internal error in the proxy").body(request_id))
+        finally:
+            with contextlib.suppress(Exception):
+                await events.aclose()  # type: ignore[attr-defined]
+            request_id_var.reset(token)
+
+    async def count_tokens(self, request: Request) -> Response:
+        async def handle(request_id: str) -> Response:
+            self._authenticate(request)
+            self._version(request)
+            parsed = self._parse(CountTokensRequest, await self._json_body(request))
+            self._state().config.model_string(parsed.model)
+            tools = read_tools(list(parsed.tools or ()), parsed.tool_choice)
+            conversation = read_conversation(parsed.messages)
+            specs = [direct_tool_spec(t) for t in tools.direct()]
+            if tools.code is not None:
+                specs.insert(0, code_tool_spec(tools.from_code()))
+            from openptc.models.base import ModelRequest
+
+            system = parsed.system if isinstance(parsed.system, str) else ""
+            counted = count_request_tokens(
+                ModelRequest(system, tuple(conversation.messages), tuple(specs))
+            )
+            return JSONResponse(TokenCount(input_tokens=counted).model_dump())
+
+        return await self._guarded(request, handle)
+
+    def _model_infos(self) -> list[ModelInfo]:
+        names = sorted(n for n in self._state().config.models if n != "*")
+        return [ModelInfo(id=n, display_name=n, created_at="2026-01-01T00:00:00Z") for n in names]
+
+    async def list_models(self, request: Request) -> Response:
+        async def handle(request_id: str) -> Response:
+            self._authenticate(request)
+            infos = self._model_infos()
+            page = ModelList(
+                data=infos,
+                first_id=infos[0].id if infos else None,
+                last_id=infos[-1].id if infos else None,
+            )
+            return JSONResponse(page.model_dump(mode="json"))
+
+        return await self._guarded(request, handle)
+
+    async def get_model(self, request: Request) -> Response:
+        async def handle(request_id: str) -> Response:
+            self._authenticate(request)
+            wanted = request.path_params["model_id"]
+            found = next((m for m in self._model_infos() if m.id == wanted), None)
+            if found is None:
+                raise ApiError("not_found_error", f"model: {wanted}")
+            return JSONResponse(found.model_dump(mode="json"))
+
+        return await self._guarded(request, handle)
+
+    async def health(self, request: Request) -> Response:
+        state = self._state()
+        return JSONResponse({"status": "ok", "containers": state.containers.live_count})
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+
+def _cached_models() -> Callable[[str], Model]:
+    models: dict[str, Model] = {}
+
+    def model_for(spec: str) -> Model:
+        if spec not in models:
+            models[spec] = model_from_string(spec)
+        return models[spec]
+
+    return model_for
+
+
+def create_app(
+    config: ProxyConfig,
+    *,
+    store: RecordStore | None = None,
+    sandbox: Sandbox | None = None,
+    model_for: Callable[[str], Model] | None = None,
+) -> Starlette:
+    """The proxy as an ASGI app. ``store``, ``sandbox`` and ``model_for`` default to what
+    ``config`` says (memory or Redis, a local sandbox, model strings)."""
+    holder: dict[str, ProxyState] = {}
+
+    def state() -> ProxyState:
+        return holder["state"]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        chosen_store = store or _store_from(config)
+        limits = dataclasses.replace(config.sandbox_limits, timeout_s=config.program_timeout_s)
+        chosen_sandbox = sandbox or LocalSandbox(
+            limits,
+            pool_size=config.pool_size,
+            idle_timeout_s=max(600.0, 2 * config.container_idle_s),
+        )
+        containers = ContainerManager(config, chosen_store, chosen_sandbox)
+        runner = TurnRunner(config, containers, model_for or _cached_models())
+        holder["state"] = ProxyState(config, containers, runner, chosen_sandbox, chosen_store)
+        containers.start()
+        log.info("proxy started", extra={"models": sorted(config.models)})
+        try:
+            yield
+        finally:
+            await containers.aclose()
+            if sandbox is None:
+                await chosen_sandbox.aclose()
+            await chosen_store.aclose()
+
+    api = Api(state)
+    routes = [
+        Route("/v1/messages", api.messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", api.count_tokens, methods=["POST"]),
+        Route("/v1/models", api.list_models, methods=["GET"]),
+        Route("/v1/models/{model_id}", api.get_model, methods=["GET"]),
+        Route("/health", api.health, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            404: _not_found_handler,
+            405: _method_handler,
+        },
+    )
+
+
+async def _not_found_handler(request: Request, exc: Exception) -> Response:
+    body = ApiError("not_found_error", f"no route for {request.url.path}").body(None)
+    return JSONResponse(body, status_code=404)
+
+
+async def _method_handler(request: Request, exc: Exception) -> Response:
+    body = ApiError("invalid_request_error", f"{request.method} is not allowed here").body(None)
+    return JSONResponse(body, status_code=405)
+
+
+def _store_from(config: ProxyConfig) -> RecordStore:
+    if config.redis_url is None:
+        return MemoryStore()
+    from openptc.proxy.redis_store import RedisStore
+
+    return RedisStore(config.redis_url)

@@ -1,0 +1,52 @@
+"""What a container remembers, so that any replica can take it over.
+
+Not the interpreter (it cannot travel) but how to rebuild it: the programs run so far, in order,
+each with the tool calls it made and the results the client gave. Re-running them with those
+results reproduces the interpreter's state; a program that asks for something else on the way
+has diverged, and is reported, never answered with a guess.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class CallRecord(BaseModel):
+    """One programmatic tool call; ``result`` is None while the client has not answered."""
+
+    tool_use_id: str
+    tool: str
+    input: dict[str, Any]
+    result: str | None = None
+    is_error: bool = False
+
+    @property
+    def answered(self) -> bool:
+        return self.result is not None
+
+
+class ProgramRecord(BaseModel):
+    """One program run in the container (a ``server_tool_use`` block), finished or paused."""
+
+    server_tool_use_id: str
+    code: str
+    tools: dict[str, list[str]] = Field(default_factory=dict)  # name -> parameter order
+    calls: list[CallRecord] = Field(default_factory=list)
+    finished: bool = False
+
+    def pending(self) -> list[CallRecord]:
+        return [c for c in self.calls if not c.answered]
+
+
+class ContainerHistory(BaseModel):
+    """The payload of a stored container record."""
+
+    created_at: float
+    programs: list[ProgramRecord] = Field(default_factory=list)
+
+    @property
+    def paused(self) -> ProgramRecord | None:
+        last = self.programs[-1] if self.programs else None
+        return last if last is not None and not last.finished else None

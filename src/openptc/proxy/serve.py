@@ -1,0 +1,67 @@
+"""``ptc serve``: build the configuration from a file and/or flags, then run uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from openptc.proxy.config import ApiKey, ProxyConfig
+
+KEYS_ENV = "PTC_PROXY_API_KEYS"
+
+
+class ServeConfigError(ValueError):
+    """The flags and file do not make a usable configuration; the message says what to add."""
+
+
+def build_config(
+    config_file: Path | None,
+    models: list[str],
+    api_keys: list[str],
+    redis_url: str | None,
+) -> ProxyConfig:
+    """A file gives the base; flags add models and keys; ``PTC_PROXY_API_KEYS`` adds keys."""
+    data: dict[str, object] = {}
+    if config_file is not None:
+        data = ProxyConfig.load(config_file).model_dump()
+        data["api_keys"] = list(ProxyConfig.load(config_file).api_keys)
+    mapping = dict(data.get("models", {}) or {})  # type: ignore[call-overload]
+    for item in models:
+        name, sep, spec = item.partition("=")
+        if not sep or not name or not spec:
+            raise ServeConfigError(
+                f"--model {item!r}: expected NAME=MODEL_STRING, e.g. "
+                "'claude-sonnet-4-6=bedrock:us.anthropic.claude-sonnet-4-6' or '*=ollama:qwen3'"
+            )
+        mapping[name] = spec
+    keys = list(data.get("api_keys", []) or [])  # type: ignore[call-overload]
+    env_keys = [k.strip() for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()]
+    keys += [
+        ApiKey(key=SecretStr(k), name=f"key-{i + 1}") for i, k in enumerate(api_keys + env_keys)
+    ]
+    if not mapping:
+        raise ServeConfigError(
+            "no backend model: pass --model NAME=MODEL_STRING (NAME '*' serves every name) "
+            "or a --config file with a [models] table"
+        )
+    if not keys:
+        raise ServeConfigError(
+            f"no API key: pass --api-key, set {KEYS_ENV}=key1,key2, or list api_keys in --config"
+        )
+    data["models"] = mapping
+    data["api_keys"] = keys
+    if redis_url is not None:
+        data["redis_url"] = redis_url
+    return ProxyConfig.model_validate(data)
+
+
+def run_server(config: ProxyConfig, host: str, port: int, log_level: str) -> None:
+    import uvicorn
+
+    from openptc.proxy.app import create_app
+    from openptc.proxy.logs import configure
+
+    configure(log_level)
+    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False)

@@ -1,0 +1,98 @@
+"""A real proxy on 127.0.0.1 (uvicorn, local sandbox) driven by the official ``anthropic`` SDK.
+
+The backend is a scripted model (the only stand-in: no provider is reachable here); everything
+between the SDK and the sandbox is the real thing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+from pydantic import SecretStr
+
+from openptc.bench import expense
+from openptc.models.base import Model
+from openptc.models.resolve import model_from_string
+from openptc.proxy.app import create_app
+from openptc.proxy.config import ApiKey, ProxyConfig
+from openptc.proxy.store import MemoryStore, RecordStore
+from openptc.tools import Toolbox
+from fakes.harness import serve
+
+KEY_A = "sk-proxy-test-a"
+KEY_B = "sk-proxy-test-b"
+CODE_TOOL = {"type": "code_execution_20260120", "name": "code_execution"}
+
+
+def expense_tools(caller: str = "code_execution_20260120") -> list[dict[str, Any]]:
+    """The audit's tools as a client declares them: callable from code only."""
+    toolbox = Toolbox(expense.make_tools())
+    return [{**spec, "allowed_callers": [caller]} for spec in toolbox.specs()]
+
+
+def config(**overrides: Any) -> ProxyConfig:
+    values: dict[str, Any] = {
+        "api_keys": [
+            ApiKey(key=SecretStr(KEY_A), name="a"),
+            ApiKey(key=SecretStr(KEY_B), name="b", max_containers=2),
+        ],
+        "models": {"claude-expense": "scripted:expense-audit", "*": "scripted:expense-audit"},
+        "pool_size": 1,
+    }
+    values.update(overrides)
+    return ProxyConfig(**values)
+
+
+@dataclass
+class Proxy:
+    url: str
+    models: dict[str, Model] = field(default_factory=dict)
+
+    def client(self, key: str = KEY_A, **kwargs: Any) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(api_key=key, base_url=self.url, max_retries=0, **kwargs)
+
+
+@asynccontextmanager
+async def running_proxy(
+    settings: ProxyConfig,
+    models: dict[str, Model] | None = None,
+    store: RecordStore | None = None,
+) -> AsyncIterator[Proxy]:
+    """Serve the proxy; model names in ``models`` map to those scripted backends."""
+    registry = dict(models or {})
+
+    def model_for(spec: str) -> Model:
+        if spec not in registry:
+            registry[spec] = model_from_string(spec)
+        return registry[spec]
+
+    app = create_app(settings, store=store, model_for=model_for)
+    async with serve(app, lifespan=True) as url:
+        yield Proxy(url, registry)
+
+
+async def answer_calls(
+    content: list[Any], toolbox: Toolbox | None = None, *, fail: Callable[[str], bool] = lambda n: False
+) -> list[dict[str, Any]]:
+    """The client's side of PTC: run each requested tool, answer with its JSON text."""
+    tools = toolbox or Toolbox(expense.make_tools())
+    results = []
+    for block in content:
+        if block.type != "tool_use":
+            continue
+        if fail(block.name):
+            results.append(
+                {"type": "tool_result", "tool_use_id": block.id, "content": "boom: backend down",
+                 "is_error": True}
+            )
+            continue
+        value = await tools.call(block.name, dict(block.input))
+        results.append(
+            {"type": "tool_result", "tool_use_id": block.id, "content": json.dumps(value)}
+        )
+    return results
