@@ -1,24 +1,24 @@
-"""The proxy end to end: the official ``anthropic`` SDK as the client, PTC as the service does it."""
+"""The proxy end to end: the official ``anthropic`` SDK as the client, PTC."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anthropic
 import pytest
+
 from fakes.proxy_setup import (
     CODE_TOOL,
-    KEY_A,
     Proxy,
     answer_calls,
     config,
     expense_tools,
     running_proxy,
 )
-
 from openptc.bench import expense
+from openptc.models.base import Block, ToolResultBlock, ToolUseBlock
+from openptc.models.scripted import ScriptedModel, Turn
 
 
 @pytest.fixture
@@ -88,3 +88,293 @@ async def test_expense_audit_pauses_on_each_batch_and_answers_correctly(proxy: P
     assert expense.is_correct(answer.text)
     assert final.usage.input_tokens > 0 and final.usage.output_tokens > 0
 
+
+async def _audit(proxy: Proxy, *, stream: bool) -> tuple[list[Any], list[str]]:
+    """Run the whole audit; return the responses and the SSE event types seen."""
+    client = proxy.client()
+    tools = [CODE_TOOL, *expense_tools()]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": expense.QUESTION}]
+    responses: list[Any] = []
+    event_types: list[str] = []
+    container: str | None = None
+    while True:
+        extra: dict[str, Any] = {"container": container} if container else {}
+        if stream:
+            async with client.messages.stream(
+                model="claude-expense", max_tokens=2048, messages=messages, tools=tools, **extra
+            ) as events:
+                event_types += [event.type async for event in events]
+                response = await events.get_final_message()
+        else:
+            response = await client.messages.create(
+                model="claude-expense", max_tokens=2048, messages=messages, tools=tools, **extra
+            )
+        responses.append(response)
+        if response.stop_reason != "tool_use":
+            return responses, event_types
+        container = response.container.id
+        messages += [
+            {"role": "assistant", "content": response.content},
+            {"role": "user", "content": await answer_calls(response.content)},
+        ]
+
+
+def _shape(response: Any) -> list[tuple[str, str]]:
+    return [(b.type, getattr(b, "name", "")) for b in response.content]
+
+
+async def test_streaming_gives_the_same_turns_as_plain_responses(proxy: Proxy) -> None:
+    plain, _ = await _audit(proxy, stream=False)
+    streamed, event_types = await _audit(proxy, stream=True)
+    assert [_shape(r) for r in streamed] == [_shape(r) for r in plain]
+    assert [r.stop_reason for r in streamed] == ["tool_use", "tool_use", "end_turn"]
+    # The SDK rebuilt each block from the events: code, inputs, callers, container, usage.
+    first = streamed[0]
+    assert first.content[0].input["code"] == expense.SERVICE_STYLE_PROGRAM
+    assert first.content[1].input == {"department": "engineering"}
+    assert first.content[1].caller.tool_id == first.content[0].id
+    assert first.container is not None
+    assert streamed[-1].content[0].content.stdout == plain[-1].content[0].content.stdout
+    assert expense.is_correct(streamed[-1].content[-1].text)
+    assert streamed[-1].usage.output_tokens > 0
+    assert event_types[0] == "message_start" and event_types[-1] == "message_stop"
+    assert "input_json" in event_types and "content_block_stop" in event_types
+
+
+def _code(n: int, program: str) -> list[Block]:
+    return [ToolUseBlock(id=f"toolu_code{n}", name="code_execution", input={"code": program})]
+
+
+def _scripted(*turns: Turn) -> ScriptedModel:
+    return ScriptedModel.from_turns(turns, name="scripted:test", about="test script")
+
+
+async def test_a_second_turn_reuses_the_containers_state() -> None:
+    backend = _scripted(
+        _code(1, "total = 41\nprint('stored')"),
+        "Stored.",
+        _code(2, "print(total + 1)"),
+        "It is 42.",
+    )
+    async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
+        client = proxy.client()
+        messages: list[dict[str, Any]] = [{"role": "user", "content": "store 41"}]
+        first = await client.messages.create(
+            model="m", max_tokens=512, messages=messages, tools=[CODE_TOOL]
+        )
+        assert first.stop_reason == "end_turn"
+        assert first.content[1].content.stdout == "stored\n"
+        messages += [
+            {"role": "assistant", "content": first.content},
+            {"role": "user", "content": "now add one"},
+        ]
+        second = await client.messages.create(
+            model="m",
+            max_tokens=512,
+            messages=messages,
+            tools=[CODE_TOOL],
+            container=first.container.id,
+        )
+        assert second.content[1].content.stdout == "42\n"
+        assert second.container.id == first.container.id
+        # The backend saw the first program's output as its code tool's result.
+        seen = backend.requests[-1].messages
+        assert any(
+            isinstance(b, ToolResultBlock) and b.content == "stored"
+            for m in seen
+            for b in m.content
+        )
+
+
+async def test_another_container_does_not_share_state() -> None:
+    backend = _scripted(_code(1, "secret = 1\nprint('ok')"), "ok", _code(2, "print(secret)"), "?")
+    async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
+        client = proxy.client()
+        first = await client.messages.create(
+            model="m",
+            max_tokens=512,
+            messages=[{"role": "user", "content": "a"}],
+            tools=[CODE_TOOL],
+        )
+        other = await client.messages.create(
+            model="m",
+            max_tokens=512,
+            messages=[{"role": "user", "content": "b"}],
+            tools=[CODE_TOOL],
+        )
+        assert other.container.id != first.container.id
+        assert "NameError" in other.content[1].content.stderr
+        assert other.content[1].content.return_code == 1
+
+
+async def test_a_direct_tool_passes_through_as_ordinary_tool_use() -> None:
+    backend = _scripted(
+        [ToolUseBlock(id="toolu_direct1", name="lookup", input={"q": "budget"})], "Found it."
+    )
+    lookup = {
+        "name": "lookup",
+        "description": "Look something up.",
+        "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+    }
+    async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
+        client = proxy.client()
+        messages: list[dict[str, Any]] = [{"role": "user", "content": "look up the budget"}]
+        first = await client.messages.create(
+            model="m", max_tokens=512, messages=messages, tools=[CODE_TOOL, lookup]
+        )
+        assert first.stop_reason == "tool_use"
+        assert first.content[0].type == "tool_use" and first.content[0].name == "lookup"
+        assert first.content[0].caller.type == "direct"
+        assert first.container is None  # no code ran
+        messages += [
+            {"role": "assistant", "content": first.content},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_direct1", "content": "5000 USD"}
+                ],
+            },
+        ]
+        second = await client.messages.create(
+            model="m", max_tokens=512, messages=messages, tools=[CODE_TOOL, lookup]
+        )
+        assert second.stop_reason == "end_turn" and second.content[0].text == "Found it."
+        last = backend.requests[-1].messages[-1]
+        assert last.content == (ToolResultBlock("toolu_direct1", "5000 USD"),)
+        # A tool callable directly is also offered as an ordinary tool to the backend.
+        assert [s.name for s in backend.requests[0].tools] == ["code_execution", "lookup"]
+
+
+CATCHING_PROGRAM = """\
+try:
+    await get_custom_budget({"user_id": "E1001"})
+except Exception as exc:
+    print("caught", type(exc).__name__, exc)
+members = json.loads(await get_team_members(department="engineering"))
+print(len(members), "members")
+"""
+
+
+async def test_tool_errors_are_raised_inside_the_program_and_keywords_work() -> None:
+    backend = _scripted(_code(1, CATCHING_PROGRAM), "done")
+    async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
+        client = proxy.client()
+        tools = [CODE_TOOL, *expense_tools()]
+        messages: list[dict[str, Any]] = [{"role": "user", "content": "go"}]
+        response = await client.messages.create(
+            model="m", max_tokens=512, messages=messages, tools=tools
+        )
+        for _ in range(2):
+            assert response.stop_reason == "tool_use"
+            messages += [
+                {"role": "assistant", "content": response.content},
+                {
+                    "role": "user",
+                    "content": await answer_calls(
+                        response.content, fail=lambda name: name == "get_custom_budget"
+                    ),
+                },
+            ]
+            response = await client.messages.create(
+                model="m",
+                max_tokens=512,
+                messages=messages,
+                tools=tools,
+                container=response.container.id,
+            )
+        calls = [
+            b
+            for m in messages
+            if m["role"] == "assistant"
+            for b in m["content"]
+            if b.type == "tool_use"
+        ]
+        assert calls[1].input == {"department": "engineering"}  # keyword call, one dict out
+        stdout = response.content[0].content.stdout
+        assert "caught ToolError boom: backend down" in stdout
+        assert "24 members" in stdout
+
+
+@pytest.mark.parametrize(
+    ("version", "caller"),
+    [
+        ("code_execution_20250825", "code_execution_20250825"),
+        ("code_execution_20260120", "code_execution_20260120"),
+        ("code_execution_20260521", "code_execution_20260120"),
+    ],
+)
+async def test_every_code_execution_version_is_served_with_the_real_caller_type(
+    version: str, caller: str
+) -> None:
+    backend = _scripted(_code(1, "print(await get_team_members({'department': 'sales'}))"), "ok")
+    async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
+        client = proxy.client()
+        tools = [{"type": version, "name": "code_execution"}, *expense_tools(version)]
+        kwargs: dict[str, Any] = {
+            "model": "m",
+            "max_tokens": 512,
+            "messages": [{"role": "user", "content": "go"}],
+            "tools": tools,
+        }
+        if version == "code_execution_20250825":  # the public-beta form
+            response: Any = await client.beta.messages.create(
+                betas=["advanced-tool-use-2025-11-20"], **kwargs
+            )
+        else:
+            response = await client.messages.create(**kwargs)
+        call = response.content[1]
+        assert call.type == "tool_use" and call.caller.type == caller
+
+
+async def test_an_unanswered_call_raises_timeout_error_inside_the_program() -> None:
+    program = (
+        "try:\n    await get_team_members({'department': 'sales'})\n"
+        "except TimeoutError as exc:\n    print('gave up:', exc)\n"
+    )
+    backend = _scripted(_code(1, program), "done")
+    settings = config(tool_result_timeout_s=0.3)
+    async with running_proxy(settings, {"scripted:expense-audit": backend}) as proxy:
+        client = proxy.client()
+        tools = [CODE_TOOL, *expense_tools()]
+        messages: list[dict[str, Any]] = [{"role": "user", "content": "go"}]
+        first = await client.messages.create(
+            model="m", max_tokens=512, messages=messages, tools=tools
+        )
+        await asyncio.sleep(0.8)  # the client takes longer than the deadline
+        messages += [
+            {"role": "assistant", "content": first.content},
+            {"role": "user", "content": await answer_calls(first.content)},
+        ]
+        late = await client.messages.create(
+            model="m",
+            max_tokens=512,
+            messages=messages,
+            tools=tools,
+            container=first.container.id,
+        )
+        stdout = late.content[0].content.stdout
+        assert "gave up: Calling tool ['get_team_members'] timed out" in stdout
+
+
+async def test_a_long_turn_pauses_and_continues_when_the_client_resends() -> None:
+    backend = _scripted(_code(1, "print('one')"), _code(2, "print('two')"), "both ran")
+    settings = config(max_code_runs_per_request=1)
+    async with running_proxy(settings, {"scripted:expense-audit": backend}) as proxy:
+        client = proxy.client()
+        messages: list[dict[str, Any]] = [{"role": "user", "content": "go"}]
+        outputs = []
+        response = await client.messages.create(
+            model="m", max_tokens=512, messages=messages, tools=[CODE_TOOL]
+        )
+        while response.stop_reason == "pause_turn":
+            outputs.append(response.content[1].content.stdout)
+            messages.append({"role": "assistant", "content": response.content})
+            response = await client.messages.create(
+                model="m",
+                max_tokens=512,
+                messages=messages,
+                tools=[CODE_TOOL],
+                container=response.container.id,
+            )
+        assert outputs == ["one\n", "two\n"]
+        assert response.stop_reason == "end_turn" and response.content[-1].text == "both ran"

@@ -15,14 +15,14 @@ from typing import Any
 import anthropic
 from pydantic import SecretStr
 
+from fakes.harness import serve
 from openptc.bench import expense
 from openptc.models.base import Model
 from openptc.models.resolve import model_from_string
 from openptc.proxy.app import create_app
 from openptc.proxy.config import ApiKey, ProxyConfig
-from openptc.proxy.store import MemoryStore, RecordStore
+from openptc.proxy.store import RecordStore
 from openptc.tools import Toolbox
-from fakes.harness import serve
 
 KEY_A = "sk-proxy-test-a"
 KEY_B = "sk-proxy-test-b"
@@ -77,7 +77,10 @@ async def running_proxy(
 
 
 async def answer_calls(
-    content: list[Any], toolbox: Toolbox | None = None, *, fail: Callable[[str], bool] = lambda n: False
+    content: list[Any],
+    toolbox: Toolbox | None = None,
+    *,
+    fail: Callable[[str], bool] = lambda n: False,
 ) -> list[dict[str, Any]]:
     """The client's side of PTC: run each requested tool, answer with its JSON text."""
     tools = toolbox or Toolbox(expense.make_tools())
@@ -87,8 +90,12 @@ async def answer_calls(
             continue
         if fail(block.name):
             results.append(
-                {"type": "tool_result", "tool_use_id": block.id, "content": "boom: backend down",
-                 "is_error": True}
+                {
+                    "type": "tool_result",
+                    "tool_use_id": block.id,
+                    "content": "boom: backend down",
+                    "is_error": True,
+                }
             )
             continue
         value = await tools.call(block.name, dict(block.input))

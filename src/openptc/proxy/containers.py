@@ -172,7 +172,7 @@ class ContainerManager:
         finished = [p for p in container.history.programs if p.finished]
         if container.restored and finished:
             await self._replay(container, finished, signatures, new_call_id)
-        elif container.history.programs and not container.restored:
+        elif finished and not container.restored:
             container.notice = (
                 "the container's interpreter was restarted, so variables from earlier programs "
                 "are gone"

@@ -194,7 +194,11 @@ class TurnRunner:
         container = turn.container
         pending = turn.conversation.pending
         assert container is not None and pending is not None
-        record = container.history.paused
+        programs = container.history.programs
+        record = programs[-1] if programs else None
+        live = container.program
+        if record is not None and record.finished and (live is None or live.record is not record):
+            record = None  # finished, and its result already went out
         if record is None or record.server_tool_use_id != pending.server_tool_use_id:
             raise invalid(
                 f"container '{container.id}' has no paused program "
@@ -213,7 +217,7 @@ class TurnRunner:
                 "`tool_use` ids were found without `tool_result` blocks immediately after: "
                 f"{', '.join(missing)}. Every pending call of the program needs its result."
             )
-        program = container.program
+        program = live
         if program is None:  # not live here: re-run it with every result given so far
             for tool_use_id, (text, is_error) in pending.answers.items():
                 for call in record.calls:
