@@ -382,13 +382,15 @@ def create_app(
 
 
 async def _not_found_handler(request: Request, exc: Exception) -> Response:
-    body = ApiError("not_found_error", f"no route for {request.url.path}").body(None)
-    return JSONResponse(body, status_code=404)
+    error = ApiError("not_found_error", f"no route for {request.method} {request.url.path}")
+    return _error_response(error, new_id("req_"))
 
 
 async def _method_handler(request: Request, exc: Exception) -> Response:
-    body = ApiError("invalid_request_error", f"{request.method} is not allowed here").body(None)
-    return JSONResponse(body, status_code=405)
+    error = ApiError(
+        "invalid_request_error", f"{request.method} is not allowed on {request.url.path}", status=405
+    )
+    return _error_response(error, new_id("req_"))
 
 
 def _store_from(config: ProxyConfig) -> RecordStore:

@@ -1,0 +1,290 @@
+"""Bad input to the proxy: the right 4xx in Anthropic's error shape, and nothing else disturbed.
+
+Each bad request is sent while a program is paused in a container; after all of them the same
+program resumes and finishes correctly, and another key's requests still work.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+from fakes.proxy_setup import (
+    CODE_TOOL,
+    KEY_A,
+    KEY_B,
+    Proxy,
+    answer_calls,
+    config,
+    expense_tools,
+    running_proxy,
+)
+
+from openptc.bench import expense
+from openptc.proxy.history import CONTAINER_REQUIRED
+
+HEADERS = {"x-api-key": KEY_A, "anthropic-version": "2023-06-01"}
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[Proxy]:
+    async with running_proxy(config(max_body_bytes=4 * 1024 * 1024, container_idle_s=30)) as running:
+        yield running
+
+
+async def _paused(proxy: Proxy) -> tuple[list[dict[str, Any]], Any]:
+    """An audit paused on its first call: the history so far and that response."""
+    client = proxy.client()
+    messages: list[dict[str, Any]] = [{"role": "user", "content": expense.QUESTION}]
+    first = await client.messages.create(
+        model="claude-expense", max_tokens=1024, messages=messages, tools=_tools()
+    )
+    assert first.stop_reason == "tool_use"
+    messages.append({"role": "assistant", "content": first.content})
+    return messages, first
+
+
+def _tools() -> list[dict[str, Any]]:
+    return [CODE_TOOL, *expense_tools()]
+
+
+def _wire(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history as JSON (SDK blocks dumped), for raw HTTP requests."""
+    out = []
+    for m in messages:
+        content = m["content"]
+        if isinstance(content, list):
+            content = [
+                b if isinstance(b, dict) else b.model_dump(exclude_none=True) for b in content
+            ]
+        out.append({"role": m["role"], "content": content})
+    return out
+
+
+def _assert_error(response: httpx.Response, status: int, kind: str, *words: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["type"] == "error" and body["error"]["type"] == kind
+    assert response.headers["request-id"].startswith("req_")
+    for word in words:
+        assert word in body["error"]["message"], body["error"]["message"]
+
+
+async def test_bad_requests_get_4xx_and_the_paused_program_still_finishes(proxy: Proxy) -> None:
+    messages, first = await _paused(proxy)
+    container = first.container.id
+    answers = await answer_calls(first.content)
+    base = {"model": "claude-expense", "max_tokens": 1024, "tools": _tools()}
+    resume = {**base, "messages": _wire([*messages, {"role": "user", "content": answers}])}
+    url = f"{proxy.url}/v1/messages"
+    async with httpx.AsyncClient(timeout=30) as http:
+        # Malformed JSON.
+        bad = await http.post(
+            url, content=b'{"model": ', headers={**HEADERS, "content-type": "application/json"}
+        )
+        _assert_error(bad, 400, "invalid_request_error", "not valid JSON")
+        # Wrong content type.
+        bad = await http.post(
+            url, content=json.dumps(resume), headers={**HEADERS, "content-type": "text/plain"}
+        )
+        _assert_error(bad, 400, "invalid_request_error", "content-type")
+        # Oversized body.
+        huge = {**base, "messages": [{"role": "user", "content": "x" * 5_000_000}]}
+        bad = await http.post(url, json=huge, headers=HEADERS)
+        _assert_error(bad, 413, "request_too_large")
+        # Unknown tool type.
+        bad = await http.post(
+            url,
+            json={
+                **resume,
+                "tools": [*_tools(), {"type": "web_search_20250305", "name": "web_search"}],
+            },
+            headers=HEADERS,
+        )
+        _assert_error(bad, 400, "invalid_request_error", "web_search_20250305")
+        # Missing container id while programmatic calls are pending: the API's own message.
+        bad = await http.post(url, json=resume, headers=HEADERS)
+        _assert_error(bad, 400, "invalid_request_error", CONTAINER_REQUIRED)
+        # A tool_result for an unknown tool_use_id.
+        forged = [*answers, {"type": "tool_result", "tool_use_id": "toolu_forged", "content": "x"}]
+        bad = await http.post(
+            url,
+            json={
+                **base,
+                "container": container,
+                "messages": _wire([*messages, {"role": "user", "content": forged}]),
+            },
+            headers=HEADERS,
+        )
+        _assert_error(bad, 400, "invalid_request_error", "toolu_forged")
+        # Missing results for pending calls.
+        bad = await http.post(
+            url,
+            json={
+                **base,
+                "container": container,
+                "messages": _wire(
+                    [*messages, {"role": "user", "content": [{"type": "text", "text": "hi"}]}]
+                ),
+            },
+            headers=HEADERS,
+        )
+        _assert_error(bad, 400, "invalid_request_error", "without `tool_result` blocks")
+        # Text next to the results of pending programmatic calls.
+        mixed = [*answers, {"type": "text", "text": "and also"}]
+        bad = await http.post(
+            url,
+            json={
+                **base,
+                "container": container,
+                "messages": _wire([*messages, {"role": "user", "content": mixed}]),
+            },
+            headers=HEADERS,
+        )
+        _assert_error(bad, 400, "invalid_request_error", "only tool_result blocks")
+        # Another key's container: not found, not the container.
+        bad = await http.post(
+            url, json={**resume, "container": container}, headers={**HEADERS, "x-api-key": KEY_B}
+        )
+        _assert_error(bad, 404, "not_found_error", "was not found")
+        # A container that never existed (or expired: the same answer).
+        bad = await http.post(url, json={**resume, "container": "container_nope"}, headers=HEADERS)
+        _assert_error(bad, 404, "not_found_error", "expire")
+        # tool_choice naming a tool only code may call.
+        bad = await http.post(
+            url,
+            json={
+                **base,
+                "messages": [{"role": "user", "content": "hi"}],
+                "tool_choice": {"type": "tool", "name": "get_expenses"},
+            },
+            headers=HEADERS,
+        )
+        _assert_error(bad, 400, "invalid_request_error", "can only be called from code execution")
+        # Invalid fields, with where they are.
+        bad = await http.post(url, json={**base, "messages": []}, headers=HEADERS)
+        _assert_error(bad, 400, "invalid_request_error", "messages")
+        bad = await http.post(
+            url,
+            json={**base, "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]},
+            headers=HEADERS,
+        )
+        _assert_error(bad, 400, "invalid_request_error", "max_tokens")
+        # Unknown model name when no "*" route... here "*" exists; an unknown route is a 404.
+        bad = await http.get(f"{proxy.url}/v1/nothing", headers=HEADERS)
+        _assert_error(bad, 404, "not_found_error")
+
+    # Nothing was disturbed: the paused program resumes and the audit ends correctly.
+    client = proxy.client()
+    messages.append({"role": "user", "content": answers})
+    response = await client.messages.create(
+        model="claude-expense",
+        max_tokens=1024,
+        messages=messages,
+        tools=_tools(),
+        container=container,
+    )
+    while response.stop_reason == "tool_use":
+        messages += [
+            {"role": "assistant", "content": response.content},
+            {"role": "user", "content": await answer_calls(response.content)},
+        ]
+        response = await client.messages.create(
+            model="claude-expense",
+            max_tokens=1024,
+            messages=messages,
+            tools=_tools(),
+            container=container,
+        )
+    assert expense.is_correct(response.content[-1].text)
+
+
+async def test_authentication_accepts_x_api_key_and_bearer_and_both_versions(proxy: Proxy) -> None:
+    body = {
+        "model": "claude-expense",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    url = f"{proxy.url}/v1/messages"
+    async with httpx.AsyncClient(timeout=30) as http:
+        for headers in (
+            {"x-api-key": KEY_A, "anthropic-version": "2023-06-01"},
+            {"authorization": f"Bearer {KEY_A}", "anthropic-version": "2026-10-21"},
+        ):
+            ok = await http.post(url, json=body, headers=headers)
+            assert ok.status_code == 200, ok.text
+            assert ok.json()["type"] == "message"
+        _assert_error(await http.post(url, json=body), 401, "authentication_error", "x-api-key")
+        wrong = await http.post(
+            url, json=body, headers={"x-api-key": "sk-wrong", "anthropic-version": "2023-06-01"}
+        )
+        _assert_error(wrong, 401, "authentication_error")
+        old = await http.post(
+            url, json=body, headers={"x-api-key": KEY_A, "anthropic-version": "2020-01-01"}
+        )
+        _assert_error(old, 400, "invalid_request_error", "anthropic-version")
+        sampled = await http.post(
+            url,
+            json={**body, "temperature": 0.5},
+            headers={"x-api-key": KEY_A, "anthropic-version": "2026-10-21"},
+        )
+        _assert_error(sampled, 400, "invalid_request_error", "temperature")
+    # The official SDK (which sends the key as it does in this release) is accepted.
+    with pytest.raises(anthropic.AuthenticationError):
+        await proxy.client(key="sk-wrong").messages.create(
+            model="m", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+        )
+
+
+async def test_per_key_container_limit_is_a_429_and_other_keys_are_unaffected(proxy: Proxy) -> None:
+    client_b = proxy.client(key=KEY_B)  # KEY_B may hold 2 containers
+    request: dict[str, Any] = {
+        "model": "claude-expense",
+        "max_tokens": 512,
+        "tools": _tools(),
+        "messages": [{"role": "user", "content": expense.QUESTION}],
+    }
+    held = [await client_b.messages.create(**request) for _ in range(2)]
+    assert len({r.container.id for r in held}) == 2
+    with pytest.raises(anthropic.RateLimitError, match="limit is 2"):
+        await client_b.messages.create(**request)
+    other = await proxy.client().messages.create(**request)
+    assert other.stop_reason == "tool_use"
+
+
+async def test_count_tokens_and_models(proxy: Proxy) -> None:
+    client = proxy.client()
+    small = await client.messages.count_tokens(
+        model="claude-expense", messages=[{"role": "user", "content": "hi"}]
+    )
+    big = await client.messages.count_tokens(
+        model="claude-expense", messages=[{"role": "user", "content": "hi " * 500}], tools=_tools()
+    )
+    assert 0 < small.input_tokens < big.input_tokens
+    models = await client.models.list()
+    assert [m.id for m in models.data] == ["claude-expense"]
+    assert (await client.models.retrieve("claude-expense")).id == "claude-expense"
+    with pytest.raises(anthropic.NotFoundError):
+        await client.models.retrieve("gpt-nothing")
+
+
+async def test_an_expired_container_is_closed_and_then_not_found() -> None:
+    settings = config(container_idle_s=0.5)
+    async with running_proxy(settings) as proxy:
+        messages, first = await _paused(proxy)
+        answers = await answer_calls(first.content)
+        import asyncio
+
+        await asyncio.sleep(1.5)
+        with pytest.raises(anthropic.NotFoundError, match="expire"):
+            await proxy.client().messages.create(
+                model="claude-expense",
+                max_tokens=512,
+                tools=_tools(),
+                messages=[*messages, {"role": "user", "content": answers}],
+                container=first.container.id,
+            )
