@@ -13,6 +13,7 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+
 from fakes.proxy_setup import (
     CODE_TOOL,
     KEY_A,
@@ -23,7 +24,6 @@ from fakes.proxy_setup import (
     expense_tools,
     running_proxy,
 )
-
 from openptc.bench import expense
 from openptc.proxy.history import CONTAINER_REQUIRED
 
@@ -32,7 +32,9 @@ HEADERS = {"x-api-key": KEY_A, "anthropic-version": "2023-06-01"}
 
 @pytest.fixture
 async def proxy() -> AsyncIterator[Proxy]:
-    async with running_proxy(config(max_body_bytes=4 * 1024 * 1024, container_idle_s=30)) as running:
+    async with running_proxy(
+        config(max_body_bytes=4 * 1024 * 1024, container_idle_s=30)
+    ) as running:
         yield running
 
 

@@ -11,29 +11,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from fakes.harness import closed_port_url
-from fakes.redis_service import start_redis
 from openptc.proxy.redis_store import RedisStore, StoreUnavailable
 from openptc.proxy.store import MemoryStore, RecordStore, StoredRecord
 
 HOUR = 3600.0
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    started = start_redis(Path(tmp_path_factory.mktemp("redis")))
-    if isinstance(started, str):
-        pytest.skip(started)
-    try:
-        yield started.url
-    finally:
-        started.stop()
 
 
 @pytest.fixture

@@ -360,7 +360,8 @@ def create_app(
             await containers.aclose()
             if sandbox is None:
                 await chosen_sandbox.aclose()
-            await chosen_store.aclose()
+            if store is None:
+                await chosen_store.aclose()
 
     api = Api(state)
     routes = [
