@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -378,3 +379,79 @@ async def test_a_long_turn_pauses_and_continues_when_the_client_resends() -> Non
             )
         assert outputs == ["one\n", "two\n"]
         assert response.stop_reason == "end_turn" and response.content[-1].text == "both ran"
+
+
+STAGGERED = """\
+async def fetch(i):
+    for _ in range(i):
+        await asyncio.sleep(0)  # each call leaves in a different step of the event loop
+    return await get_team_members({"department": f"d{i}"})
+
+print(len(await asyncio.gather(*(fetch(i) for i in range(5)))))
+"""
+
+POLLING = """\
+task = asyncio.ensure_future(get_team_members({"department": "sales"}))
+while not task.done():
+    await asyncio.sleep(0)
+print(len(json.loads(task.result())))
+"""
+
+
+@pytest.mark.parametrize(
+    ("program", "batches"),
+    [(STAGGERED, [5]), (POLLING, [1])],
+    ids=["calls-in-several-loop-steps", "program-that-polls"],
+)
+async def test_a_response_holds_exactly_the_calls_made_before_the_program_blocked(
+    program: str, batches: list[int]
+) -> None:
+    backend = _scripted(_code(1, program), "done")
+    async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
+        client = proxy.client()
+        tools = [CODE_TOOL, *expense_tools()]
+        messages: list[dict[str, Any]] = [{"role": "user", "content": "go"}]
+        response = await client.messages.create(
+            model="m", max_tokens=512, messages=messages, tools=tools
+        )
+        seen = []
+        while response.stop_reason == "tool_use":
+            calls = [b for b in response.content if b.type == "tool_use"]
+            seen.append(len(calls))
+            results = [
+                {"type": "tool_result", "tool_use_id": c.id, "content": "[1, 2]"} for c in calls
+            ]
+            messages += [
+                {"role": "assistant", "content": response.content},
+                {"role": "user", "content": results},
+            ]
+            response = await client.messages.create(
+                model="m",
+                max_tokens=512,
+                messages=messages,
+                tools=tools,
+                container=response.container.id,
+            )
+        assert seen == batches
+        assert response.content[0].content.return_code == 0, response.content[0].content.stderr
+
+
+async def test_logs_carry_ids_and_never_keys_code_or_payloads(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="openptc.proxy")
+    async with running_proxy(config()) as proxy:
+        responses, _ = await _audit(proxy, stream=False)
+    container = responses[0].container.id
+    records = [r for r in caplog.records if r.name == "openptc.proxy"]
+    assert any(getattr(r, "container_id", None) == container for r in records)
+    requests = [r for r in records if r.getMessage() == "request"]
+    assert len(requests) == 3 and all(getattr(r, "status", None) == 200 for r in requests)
+    from openptc.proxy.logs import JsonFormatter
+
+    lines = [JsonFormatter().format(r) for r in records]
+    in_requests = [json.loads(line) for line in lines if "started" not in line]
+    assert all(entry["request_id"].startswith("req_") for entry in in_requests), in_requests
+    text = "\n".join(lines)
+    for secret in ("sk-proxy-test-a", "get_custom_budget({", "travel_budget_usd", "E1001"):
+        assert secret not in text

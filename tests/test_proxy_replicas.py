@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
+
 from fakes.proxy_setup import (
     CODE_TOOL,
     Proxy,
@@ -21,7 +22,6 @@ from fakes.proxy_setup import (
     expense_tools,
     running_proxy,
 )
-
 from openptc.bench import expense
 from openptc.models.base import ToolUseBlock
 from openptc.models.scripted import ScriptedModel, Turn

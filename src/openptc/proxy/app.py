@@ -30,7 +30,7 @@ from openptc.proxy.config import ApiKey, ProxyConfig
 from openptc.proxy.containers import ContainerManager, new_id
 from openptc.proxy.errors import ApiError, invalid
 from openptc.proxy.history import read_conversation
-from openptc.proxy.logs import request_id_var
+from openptc.proxy.logs import install_request_ids, request_id_var
 from openptc.proxy.openapi import openapi_document
 from openptc.proxy.prompting import code_tool_spec, direct_tool_spec
 from openptc.proxy.store import MemoryStore, RecordStore
@@ -336,6 +336,7 @@ def create_app(
     """The proxy as an ASGI app. ``store``, ``sandbox`` and ``model_for`` default to what
     ``config`` says (memory or Redis, a local sandbox, model strings)."""
     holder: dict[str, ProxyState] = {}
+    install_request_ids(log)
 
     def state() -> ProxyState:
         return holder["state"]
@@ -389,7 +390,9 @@ async def _not_found_handler(request: Request, exc: Exception) -> Response:
 
 async def _method_handler(request: Request, exc: Exception) -> Response:
     error = ApiError(
-        "invalid_request_error", f"{request.method} is not allowed on {request.url.path}", status=405
+        "invalid_request_error",
+        f"{request.method} is not allowed on {request.url.path}",
+        status=405,
     )
     return _error_response(error, new_id("req_"))
 

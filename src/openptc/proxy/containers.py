@@ -247,9 +247,8 @@ class ContainerManager:
         """Close containers whose time is up; their processes are killed with their sessions."""
         now = time.time()
         expired = [c for c in self._live.values() if c.expires_at <= now and not c.lock.locked()]
-        for container in expired:
+        for container in expired:  # the store forgets the record by itself at its expiry
             await self._discard(container)
-            await self._store.delete(container.id)
             log.info("container expired", extra={"container_id": container.id})
         return len(expired)
 
