@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
+import httpx
 import pytest
 
+from fakes.harness import free_port
 from fakes.proxy_setup import (
     CODE_TOOL,
     Proxy,
@@ -193,3 +195,60 @@ async def test_a_diverging_rerun_is_reported_not_answered(store: RecordStore) ->
     assert "could not be resumed here" in result.stderr
     assert "get_team_members" in result.stderr
     assert "got" not in result.stdout  # no answer built on a guess
+
+
+async def _holders(store: RecordStore, count: int) -> tuple[AsyncExitStack, list[Proxy]]:
+    """Replicas that advertise their URLs, so that they forward to a container's holder."""
+    stack = AsyncExitStack()
+    proxies = []
+    for _ in range(count):
+        port = free_port()
+        settings = config(advertise_url=f"http://127.0.0.1:{port}")
+        proxies.append(
+            await stack.enter_async_context(running_proxy(settings, store=store, port=port))
+        )
+    return stack, proxies
+
+
+async def _live_containers(proxy: Proxy) -> int:
+    async with httpx.AsyncClient() as http:
+        return int((await http.get(f"{proxy.url}/health")).json()["containers"])
+
+
+async def test_replicas_forward_a_container_to_its_holder(store: RecordStore) -> None:
+    stack, proxies = await _holders(store, 2)
+    async with stack:
+        final = await _audit_across(proxies)
+        assert expense.is_correct(final.content[-1].text)
+        # Replica A created the container; B forwarded its turns instead of rebuilding it.
+        assert await _live_containers(proxies[0]) == 1
+        assert await _live_containers(proxies[1]) == 0
+
+
+async def test_when_the_holder_is_gone_another_replica_rebuilds(store: RecordStore) -> None:
+    tools = [CODE_TOOL, *expense_tools()]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": expense.QUESTION}]
+    stack, (holder,) = await _holders(store, 1)
+    async with stack:
+        paused = await holder.client().messages.create(
+            model="claude-expense", max_tokens=1024, messages=messages, tools=tools
+        )
+    # The holder is gone (its port refuses connections); the next replica serves it itself.
+    port = free_port()
+    settings = config(advertise_url=f"http://127.0.0.1:{port}")
+    async with running_proxy(settings, store=store, port=port) as survivor:
+        response = paused
+        while response.stop_reason == "tool_use":
+            messages += [
+                {"role": "assistant", "content": response.content},
+                {"role": "user", "content": await answer_calls(response.content)},
+            ]
+            response = await survivor.client().messages.create(
+                model="claude-expense",
+                max_tokens=1024,
+                messages=messages,
+                tools=tools,
+                container=paused.container.id,
+            )
+        assert await _live_containers(survivor) == 1
+    assert expense.is_correct(response.content[-1].text)

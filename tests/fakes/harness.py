@@ -54,10 +54,10 @@ class Recorder:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Starlette, *, lifespan: bool = False) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL."""
+async def serve(app: Starlette, *, lifespan: bool = False, port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port (a free one by default); yields its URL."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on" if lifespan else "off"
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on" if lifespan else "off"
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -71,6 +71,15 @@ async def serve(app: Starlette, *, lifespan: bool = False) -> AsyncIterator[str]
     finally:
         server.should_exit = True
         await task
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for a server that must know its URL)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def closed_port_url() -> str:

@@ -62,6 +62,7 @@ async def running_proxy(
     settings: ProxyConfig,
     models: dict[str, Model] | None = None,
     store: RecordStore | None = None,
+    port: int = 0,
 ) -> AsyncIterator[Proxy]:
     """Serve the proxy; model names in ``models`` map to those scripted backends."""
     registry = dict(models or {})
@@ -72,7 +73,7 @@ async def running_proxy(
         return registry[spec]
 
     app = create_app(settings, store=store, model_for=model_for)
-    async with serve(app, lifespan=True) as url:
+    async with serve(app, lifespan=True, port=port) as url:
         yield Proxy(url, registry)
 
 

@@ -29,6 +29,7 @@ from openptc.proxy import sse
 from openptc.proxy.config import ApiKey, ProxyConfig
 from openptc.proxy.containers import ContainerManager, new_id
 from openptc.proxy.errors import ApiError, invalid
+from openptc.proxy.forwarding import FORWARDED_HEADER, Forwarder
 from openptc.proxy.history import read_conversation
 from openptc.proxy.logs import install_request_ids, request_id_var
 from openptc.proxy.openapi import openapi_document
@@ -65,6 +66,7 @@ class ProxyState:
     runner: TurnRunner
     sandbox: Sandbox
     store: RecordStore
+    forwarder: Forwarder | None
 
 
 def _error_response(error: ApiError, request_id: str) -> JSONResponse:
@@ -115,6 +117,19 @@ class Api:
         return version
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
+        return self._decode(await self._read_body(request))
+
+    @staticmethod
+    def _decode(body: bytes) -> dict[str, Any]:
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise invalid(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise invalid("the request body must be a JSON object")
+        return data
+
+    async def _read_body(self, request: Request) -> bytes:
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             raise invalid(f"content-type must be application/json (got '{content_type or 'none'}')")
@@ -127,13 +142,7 @@ class Api:
             body += chunk
             if len(body) > limit:
                 raise ApiError("request_too_large", f"request body exceeds {limit} bytes")
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise invalid(f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise invalid("the request body must be a JSON object")
-        return data
+        return bytes(body)
 
     async def _guarded(
         self, request: Request, handler: Callable[[str], Awaitable[Response]]
@@ -177,12 +186,16 @@ class Api:
         async def handle(request_id: str) -> Response:
             key = self._authenticate(request)
             version = self._version(request)
-            data = await self._json_body(request)
+            raw = await self._read_body(request)
+            data = self._decode(raw)
             if version == "2026-10-21":
                 refused = [f for f in SAMPLING_FIELDS if f in data]
                 if refused:
                     raise invalid(f"{refused[0]}: not supported with anthropic-version 2026-10-21")
             parsed = self._parse(MessagesRequest, data)
+            forwarded = await self._forward(request, parsed, raw)
+            if forwarded is not None:
+                return forwarded
             events = self._state().runner.run(parsed, key)
             first = await anext(events)  # validation and the container happen before this
             assert first is STARTED
@@ -196,6 +209,19 @@ class Api:
             return JSONResponse(await self._collect(events, message_id, parsed.model))
 
         return await self._guarded(request, handle)
+
+    async def _forward(
+        self, request: Request, parsed: MessagesRequest, raw: bytes
+    ) -> Response | None:
+        """Hand the request to the replica holding the container's live sandbox, if another."""
+        state = self._state()
+        container_id = parsed.container_id
+        if state.forwarder is None or not container_id or FORWARDED_HEADER in request.headers:
+            return None
+        holder = await state.forwarder.holder(state.store, container_id)
+        if holder is None:
+            return None
+        return await state.forwarder.forward(holder, "/v1/messages", raw, dict(request.headers))
 
     async def _collect(
         self, events: AsyncIterator[TurnEvent], message_id: str, model: str
@@ -352,13 +378,18 @@ def create_app(
         )
         containers = ContainerManager(config, chosen_store, chosen_sandbox)
         runner = TurnRunner(config, containers, model_for or _cached_models())
-        holder["state"] = ProxyState(config, containers, runner, chosen_sandbox, chosen_store)
+        forwarder = Forwarder(config.advertise_url) if config.advertise_url else None
+        holder["state"] = ProxyState(
+            config, containers, runner, chosen_sandbox, chosen_store, forwarder
+        )
         containers.start()
         log.info("proxy started", extra={"models": sorted(config.models)})
         try:
             yield
         finally:
             await containers.aclose()
+            if forwarder is not None:
+                await forwarder.aclose()
             if sandbox is None:
                 await chosen_sandbox.aclose()
             if store is None:

@@ -46,6 +46,9 @@ class ProxyConfig(BaseModel):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_code_runs_per_request: int = Field(default=10, ge=1)
     redis_url: str | None = None
+    # How other replicas reach this one (e.g. http://10.0.3.7:8082): with a shared store, they
+    # then forward a container's requests here instead of rebuilding it. None: never forward.
+    advertise_url: str | None = None
     sandbox_limits: Limits = Field(default_factory=Limits)
     pool_size: int = Field(default=2, ge=0)
 

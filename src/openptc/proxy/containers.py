@@ -137,6 +137,7 @@ class ContainerManager:
     async def save(self, container: LiveContainer) -> None:
         """Store the container's history; lose a race with another replica as a 409."""
         container.expires_at = self._expiry(container.history.created_at, touched=time.time())
+        container.history.holder = self._config.advertise_url
         record = StoredRecord(
             id=container.id,
             owner=container.owner,

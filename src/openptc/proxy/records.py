@@ -44,6 +44,7 @@ class ContainerHistory(BaseModel):
     """The payload of a stored container record."""
 
     created_at: float
+    holder: str | None = None  # the URL of the replica holding the live sandbox, if advertised
     programs: list[ProgramRecord] = Field(default_factory=list)
 
     @property
