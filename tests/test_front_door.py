@@ -38,7 +38,7 @@ def test_readme_library_example_runs_as_written() -> None:
 
 def test_readme_replay_example_runs_as_written() -> None:
     blocks = readme_python_blocks()
-    assert len(blocks) == 2  # every python block of the README is run by a test
+    assert len(blocks) == 3  # every python block of the README is run by a test
     done = run(sys.executable, "-c", blocks[1])
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -101,3 +101,70 @@ def test_ptc_bench_replay_writes_json(tmp_path: Path) -> None:
     for scenario in scenarios.values():
         assert scenario["same_output"] is True  # replay printed what the live bridge printed
         assert scenario["replay_interpreter_ms"] > 0 and scenario["bridge_ms"] > 0
+
+
+def test_readme_proxy_example_runs_against_ptc_serve() -> None:
+    """`ptc serve` as a real process; the README's client, unchanged, through the official SDK."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            PTC,
+            "serve",
+            "--model",
+            "*=scripted:expense-audit",
+            "--api-key",
+            "sk-local-1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"ptc serve did not start: {server.communicate()}")
+                time.sleep(0.2)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "ANTHROPIC_API_KEY": "sk-local-1",
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", readme_python_blocks()[2]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [
+            "program paused on 1 call(s)",
+            "program paused on 48 call(s)",
+            "4 of 24 engineering members exceeded their Q3 travel budget",
+        ]
+    finally:
+        server.terminate()
+        _, logs = server.communicate(timeout=30)
+    assert server.returncode in (0, -15)
+    assert '"message": "request"' in logs and "sk-local-1" not in logs
+
+
+def test_ptc_serve_says_what_is_missing() -> None:
+    done = run(PTC, "serve", "--api-key", "k")
+    assert done.returncode == 2
+    assert "--model NAME=MODEL_STRING" in done.stdout
