@@ -137,7 +137,9 @@ def test_readme_proxy_example_runs_against_ptc_serve() -> None:
                         break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"ptc serve did not start: {server.communicate()}")
+                    raise AssertionError(
+                        f"ptc serve did not start: {server.communicate()}"
+                    ) from None
                 time.sleep(0.2)
         env = {
             "PATH": "/usr/bin:/bin",

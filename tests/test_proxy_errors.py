@@ -6,8 +6,10 @@ program resumes and finishes correctly, and another key's requests still work.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -274,14 +276,41 @@ async def test_count_tokens_and_models(proxy: Proxy) -> None:
         await client.models.retrieve("gpt-nothing")
 
 
+def _sandbox_processes() -> int:
+    """Sandbox interpreters alive on this machine (their command line carries the bridge fds)."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b'"in_fd"' in cmdline and b"bwrap" not in cmdline.split(b"\0", 1)[0]:
+                count += 1
+    return count
+
+
+async def _settle(expected: int) -> int:
+    for _ in range(100):
+        if _sandbox_processes() == expected:
+            break
+        await asyncio.sleep(0.1)
+    return _sandbox_processes()
+
+
 async def test_an_expired_container_is_closed_and_then_not_found() -> None:
-    settings = config(container_idle_s=0.5)
+    settings = config(container_idle_s=1.0, pool_size=0)
+    baseline = _sandbox_processes()
     async with running_proxy(settings) as proxy:
         messages, first = await _paused(proxy)
         answers = await answer_calls(first.content)
-        import asyncio
-
-        await asyncio.sleep(1.5)
+        assert _sandbox_processes() == baseline + 1  # the container's sandbox
+        async with httpx.AsyncClient() as http:
+            health = (await http.get(f"{proxy.url}/health")).json()
+            assert health["containers"] == 1
+            await asyncio.sleep(2.0)
+            assert (await http.get(f"{proxy.url}/health")).json()["containers"] == 0
+        assert await _settle(baseline) == baseline  # its processes were killed and reaped
         with pytest.raises(anthropic.NotFoundError, match="expire"):
             await proxy.client().messages.create(
                 model="claude-expense",
