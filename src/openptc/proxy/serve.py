@@ -23,11 +23,8 @@ def build_config(
     redis_url: str | None,
 ) -> ProxyConfig:
     """A file gives the base; flags add models and keys; ``PTC_PROXY_API_KEYS`` adds keys."""
-    data: dict[str, object] = {}
-    if config_file is not None:
-        data = ProxyConfig.load(config_file).model_dump()
-        data["api_keys"] = list(ProxyConfig.load(config_file).api_keys)
-    mapping = dict(data.get("models", {}) or {})  # type: ignore[call-overload]
+    base = ProxyConfig.load(config_file) if config_file is not None else None
+    mapping = dict(base.models) if base is not None else {}
     for item in models:
         name, sep, spec = item.partition("=")
         if not sep or not name or not spec:
@@ -36,11 +33,10 @@ def build_config(
                 "'claude-sonnet-4-6=bedrock:us.anthropic.claude-sonnet-4-6' or '*=ollama:qwen3'"
             )
         mapping[name] = spec
-    keys = list(data.get("api_keys", []) or [])  # type: ignore[call-overload]
+    keys = list(base.api_keys) if base is not None else []
     env_keys = [k.strip() for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()]
-    keys += [
-        ApiKey(key=SecretStr(k), name=f"key-{i + 1}") for i, k in enumerate(api_keys + env_keys)
-    ]
+    added = api_keys + env_keys
+    keys += [ApiKey(key=SecretStr(k), name=f"key-{i + 1}") for i, k in enumerate(added)]
     if not mapping:
         raise ServeConfigError(
             "no backend model: pass --model NAME=MODEL_STRING (NAME '*' serves every name) "
@@ -50,8 +46,8 @@ def build_config(
         raise ServeConfigError(
             f"no API key: pass --api-key, set {KEYS_ENV}=key1,key2, or list api_keys in --config"
         )
-    data["models"] = mapping
-    data["api_keys"] = keys
+    data = base.model_dump() if base is not None else {}
+    data |= {"models": mapping, "api_keys": keys}
     if redis_url is not None:
         data["redis_url"] = redis_url
     return ProxyConfig.model_validate(data)
