@@ -455,3 +455,37 @@ async def test_logs_carry_ids_and_never_keys_code_or_payloads(
     text = "\n".join(lines)
     for secret in ("sk-proxy-test-a", "get_custom_budget({", "travel_budget_usd", "E1001"):
         assert secret not in text
+
+
+async def test_a_new_program_after_an_unanswered_pause_keeps_earlier_variables() -> None:
+    backend = _scripted(
+        _code(1, "x = 5\nprint('set')"),
+        "x is set",
+        _code(2, "await get_team_members({'department': 'sales'})\nx = 'clobbered'"),
+        _code(3, "print(x)"),
+        "x is still 5",
+    )
+    async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
+        client = proxy.client()
+        tools = [CODE_TOOL, *expense_tools()]
+        messages: list[dict[str, Any]] = [{"role": "user", "content": "set x"}]
+        first = await client.messages.create(
+            model="m", max_tokens=512, messages=messages, tools=tools
+        )
+        container = first.container.id
+        messages += [
+            {"role": "assistant", "content": first.content},
+            {"role": "user", "content": "fetch sales"},
+        ]
+        paused = await client.messages.create(
+            model="m", max_tokens=512, messages=messages, tools=tools, container=container
+        )
+        assert paused.stop_reason == "tool_use"
+        # The client never answers; it asks something else in the same container.
+        messages[-1] = {"role": "user", "content": "what is x?"}
+        moved_on = await client.messages.create(
+            model="m", max_tokens=512, messages=messages, tools=tools, container=container
+        )
+        result = moved_on.content[1].content
+        assert result.stdout == "5\n", result.stderr
+        assert moved_on.stop_reason == "end_turn"

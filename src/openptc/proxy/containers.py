@@ -221,6 +221,24 @@ class ContainerManager:
         next request rebuilds the container from what was last saved."""
         await self._discard(container)
 
+    async def abandon_paused(self, container: LiveContainer) -> None:
+        """The client moved on without answering a paused program: stop it, and rebuild the
+        interpreter from the finished programs (a paused program cannot be cut out of a live
+        one), so the variables they made are kept."""
+        unfinished = [p for p in container.history.programs if not p.finished]
+        if container.program is None and not unfinished:
+            return
+        if container.program is not None:
+            await container.program.cancel()
+            container.program = None
+        container.history.programs = [p for p in container.history.programs if p.finished]
+        if container.session is not None:
+            with contextlib.suppress(Exception):
+                await container.session.close()
+            container.session = None
+        container.restored = True
+        log.info("paused program abandoned", extra={"container_id": container.id})
+
     async def reset(self, container: LiveContainer) -> None:
         """Start the container afresh: no program, no session, no history."""
         if container.program is not None:

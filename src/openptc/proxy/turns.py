@@ -361,6 +361,7 @@ class TurnRunner:
             if turn.container is None:
                 turn.container = await self._containers.create(turn.key)
                 await stack.enter_async_context(turn.container.lock)
+            await self._containers.abandon_paused(turn.container)
             record = ProgramRecord(
                 server_tool_use_id=server_id,
                 code=code,
