@@ -489,3 +489,43 @@ async def test_a_new_program_after_an_unanswered_pause_keeps_earlier_variables()
         result = moved_on.content[1].content
         assert result.stdout == "5\n", result.stderr
         assert moved_on.stop_reason == "end_turn"
+
+
+class _TypingModel:
+    """A backend that writes its answer in pieces and waits between them (a real Model)."""
+
+    name = "typing"
+    label = "typing test model"
+
+    def __init__(self) -> None:
+        self.go_on = asyncio.Event()
+
+    async def generate(self, request: Any, *, on_text: Any = None) -> Any:
+        from openptc.models.base import ModelResponse, TextBlock
+
+        if on_text is not None:
+            on_text("Hello, ")
+            await asyncio.wait_for(self.go_on.wait(), 10)  # until the client saw the first piece
+            on_text("world.")
+        return ModelResponse((TextBlock("Hello, world."),), "end_turn", None, self.name)
+
+
+async def test_streaming_passes_the_backends_text_on_as_it_is_written() -> None:
+    backend = _TypingModel()
+    async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:  # type: ignore[dict-item]
+        client = proxy.client()
+        pieces = []
+        async with client.messages.stream(
+            model="m", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            async for event in stream:
+                if event.type == "text":
+                    pieces.append(event.text)
+                    backend.go_on.set()  # the model only finishes after this piece arrived
+            final = await stream.get_final_message()
+        plain = await client.messages.create(
+            model="m", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert pieces == ["Hello, ", "world."]
+    assert [b.text for b in final.content] == ["Hello, world."]
+    assert [b.text for b in plain.content] == ["Hello, world."]

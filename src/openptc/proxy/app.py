@@ -36,7 +36,7 @@ from openptc.proxy.openapi import openapi_document
 from openptc.proxy.prompting import code_tool_spec, direct_tool_spec
 from openptc.proxy.store import MemoryStore, RecordStore
 from openptc.proxy.tooling import read_tools
-from openptc.proxy.turns import STARTED, TurnEnd, TurnEvent, TurnRunner
+from openptc.proxy.turns import STARTED, TextDelta, TurnEnd, TurnEvent, TurnRunner
 from openptc.proxy.wire import (
     CountTokensRequest,
     MessageResponse,
@@ -44,6 +44,7 @@ from openptc.proxy.wire import (
     ModelInfo,
     ModelList,
     ResponseBlock,
+    TextContent,
     TokenCount,
 )
 from openptc.sandbox.base import Sandbox
@@ -231,6 +232,11 @@ class Api:
         async for event in events:
             if isinstance(event, TurnEnd):
                 end = event
+            elif isinstance(event, TextDelta):
+                if blocks and isinstance(blocks[-1], TextContent):
+                    blocks[-1] = TextContent(text=blocks[-1].text + event.text)
+                else:
+                    blocks.append(TextContent(text=event.text))
             elif event is not STARTED:
                 blocks.append(event)  # type: ignore[arg-type]
         assert end is not None
@@ -249,6 +255,7 @@ class Api:
     ) -> AsyncIterator[bytes]:
         token = request_id_var.set(request_id)
         index = 0
+        text_open = False  # a text block streaming from the backend, not yet closed
         try:
             yield sse.message_start(message_id, model)
             iterator = aiter(events)
@@ -265,6 +272,15 @@ class Api:
                 except StopAsyncIteration:
                     return
                 next_event = None
+                if isinstance(event, TextDelta):
+                    if not text_open:
+                        yield sse.text_start(index)
+                        text_open = True
+                    yield sse.text_delta(index, event.text)
+                    continue
+                if text_open:
+                    yield sse.block_stop(index)
+                    index, text_open = index + 1, False
                 if isinstance(event, TurnEnd):
                     usage = event.usage.model_dump(mode="json", exclude_none=True)
                     container = event.container.model_dump(mode="json") if event.container else None

@@ -74,6 +74,26 @@ def block_events(index: int, block: ResponseBlock) -> list[bytes]:
     return events
 
 
+def text_start(index: int) -> bytes:
+    """Opens a text block whose deltas follow as the backend writes them."""
+    block = {"type": "text", "text": ""}
+    return frame(
+        "content_block_start",
+        {"type": "content_block_start", "index": index, "content_block": block},
+    )
+
+
+def text_delta(index: int, text: str) -> bytes:
+    delta = {"type": "text_delta", "text": text}
+    return frame(
+        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+    )
+
+
+def block_stop(index: int) -> bytes:
+    return frame("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
 def message_end(
     stop_reason: str, usage: dict[str, Any], container: dict[str, Any] | None
 ) -> list[bytes]:

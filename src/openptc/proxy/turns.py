@@ -10,6 +10,7 @@ streaming responses.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -66,13 +67,20 @@ class TurnEnd:
     container: Container | None
 
 
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the backend's text, passed on while it generates (streaming requests)."""
+
+    text: str
+
+
 class Started:
     """Yielded once the request is valid and its container held: errors after it are streamed."""
 
 
 STARTED = Started()
 
-TurnEvent = ResponseBlock | TurnEnd | Started
+TurnEvent = ResponseBlock | TextDelta | TurnEnd | Started
 
 
 @dataclass
@@ -324,17 +332,19 @@ class TurnRunner:
         runs = 0
         while True:
             request = self._model_request(turn)
-            try:
-                response = await turn.model.generate(request)
-            except ModelError as exc:
-                raise _model_error(exc) from exc
+            generated: list[ModelResponse] = []
+            streamed = False
+            async for delta in self._generate(turn, request, generated):
+                streamed = True
+                yield delta
+            response = generated[0]
             turn.tokens.add(request, response)
             code_use = next(
                 (u for u in response.tool_uses if u.name == CODE_TOOL_NAME and turn.tools.code),
                 None,
             )
             if code_use is None:
-                async for event in self._final_blocks(turn, response):
+                async for event in self._final_blocks(turn, response, streamed):
                     yield event
                 return
             texts = []
@@ -343,7 +353,8 @@ class TurnRunner:
                     break
                 if isinstance(block, TextBlock) and block.text:
                     texts.append(block)
-                    yield TextContent(text=block.text)
+                    if not streamed:
+                        yield TextContent(text=block.text)
             server_id = new_id("srvtoolu_")
             code = code_use.input.get("code")
             yield ServerToolUseContent(
@@ -390,13 +401,47 @@ class TurnRunner:
             tool_use_id=server_id, content=CodeExecutionError(error_code="invalid_tool_input")
         )
 
-    async def _final_blocks(self, turn: _Turn, response: ModelResponse) -> AsyncIterator[TurnEvent]:
+    async def _generate(
+        self, turn: _Turn, request: ModelRequest, out: list[ModelResponse]
+    ) -> AsyncIterator[TextDelta]:
+        """Call the backend; when the client streams, pass its text on as it arrives."""
+        if not turn.request.stream:
+            try:
+                out.append(await turn.model.generate(request))
+            except ModelError as exc:
+                raise _model_error(exc) from exc
+            return
+        chunks: asyncio.Queue[str | None] = asyncio.Queue()
+
+        async def generate() -> ModelResponse:
+            try:
+                return await turn.model.generate(request, on_text=chunks.put_nowait)
+            finally:
+                chunks.put_nowait(None)
+
+        task = asyncio.create_task(generate())
+        try:
+            while (chunk := await chunks.get()) is not None:
+                if chunk:
+                    yield TextDelta(chunk)
+            out.append(await task)
+        except ModelError as exc:
+            raise _model_error(exc) from exc
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _final_blocks(
+        self, turn: _Turn, response: ModelResponse, streamed: bool = False
+    ) -> AsyncIterator[TurnEvent]:
         """Text and direct tool calls: the turn ends here."""
         caller = DirectCaller() if turn.tools.code is not None else None
         uses = 0
         for block in response.content:
             if isinstance(block, TextBlock) and block.text:
-                yield TextContent(text=block.text)
+                if not streamed:
+                    yield TextContent(text=block.text)
             elif isinstance(block, ToolUseBlock):
                 uses += 1
                 yield ToolUseContent(
