@@ -319,3 +319,64 @@ async def test_an_expired_container_is_closed_and_then_not_found() -> None:
                 messages=[*messages, {"role": "user", "content": answers}],
                 container=first.container.id,
             )
+
+
+async def test_a_sandbox_that_dies_mid_program_is_reported_and_the_container_goes_on() -> None:
+    from openptc.models.base import ToolUseBlock
+    from openptc.models.scripted import ScriptedModel
+
+    dying = "await get_team_members({'department': 'sales'})\nimport os\nos._exit(3)"
+
+    def code(n: int, program: str) -> list[ToolUseBlock]:
+        return [ToolUseBlock(id=f"toolu_c{n}", name="code_execution", input={"code": program})]
+
+    backend = ScriptedModel.from_turns(
+        [code(1, dying), "it died", code(2, "print('alive again')"), "fine"], about="test"
+    )
+    async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
+        client = proxy.client()
+        messages: list[dict[str, Any]] = [{"role": "user", "content": "go"}]
+        paused = await client.messages.create(
+            model="m", max_tokens=256, messages=messages, tools=_tools()
+        )
+        messages += [
+            {"role": "assistant", "content": paused.content},
+            {"role": "user", "content": await answer_calls(paused.content)},
+        ]
+        died = await client.messages.create(
+            model="m",
+            max_tokens=256,
+            messages=messages,
+            tools=_tools(),
+            container=paused.container.id,
+        )
+        result = died.content[0].content
+        assert result.return_code == 1 and "ended unexpectedly" in result.stderr
+        assert "get_team_members" in result.stderr  # the calls that completed are listed
+        messages += [
+            {"role": "assistant", "content": died.content},
+            {"role": "user", "content": "again"},
+        ]
+        again = await client.messages.create(
+            model="m",
+            max_tokens=256,
+            messages=messages,
+            tools=_tools(),
+            container=paused.container.id,
+        )
+        assert again.content[1].content.stdout == "alive again\n"
+
+
+async def test_a_failing_backend_is_a_502_in_the_apis_shape() -> None:
+    from openptc.models.scripted import ScriptedModel
+
+    backend = ScriptedModel.from_turns([], about="no turns at all")
+    async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
+        with pytest.raises(anthropic.InternalServerError) as caught:
+            await proxy.client().messages.create(
+                model="m", max_tokens=16, messages=[{"role": "user", "content": "x"}]
+            )
+        assert caught.value.status_code == 502
+        body = caught.value.body
+        assert isinstance(body, dict) and body["error"]["type"] == "api_error"
+        assert "backend model failed" in body["error"]["message"]
