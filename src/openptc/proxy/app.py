@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from openptc.models.base import Model
+from openptc.models.base import Model, ModelRequest
 from openptc.models.resolve import model_from_string
 from openptc.models.tokens import count_request_tokens
 from openptc.proxy import sse
@@ -33,7 +33,7 @@ from openptc.proxy.forwarding import FORWARDED_HEADER, Forwarder
 from openptc.proxy.history import read_conversation
 from openptc.proxy.logs import install_request_ids, request_id_var
 from openptc.proxy.openapi import openapi_document
-from openptc.proxy.prompting import code_tool_spec, direct_tool_spec
+from openptc.proxy.prompting import backend_tools
 from openptc.proxy.store import MemoryStore, RecordStore
 from openptc.proxy.tooling import read_tools
 from openptc.proxy.turns import STARTED, TextDelta, TurnEnd, TurnEvent, TurnRunner
@@ -308,15 +308,10 @@ class Api:
             self._state().config.model_string(parsed.model)
             tools = read_tools(list(parsed.tools or ()), parsed.tool_choice)
             conversation = read_conversation(parsed.messages)
-            specs = [direct_tool_spec(t) for t in tools.direct()]
-            if tools.code is not None:
-                specs.insert(0, code_tool_spec(tools.from_code()))
-            from openptc.models.base import ModelRequest
-
-            system = parsed.system if isinstance(parsed.system, str) else ""
-            counted = count_request_tokens(
-                ModelRequest(system, tuple(conversation.messages), tuple(specs))
+            request_for_backend = ModelRequest(
+                parsed.system_text(), tuple(conversation.messages), backend_tools(tools)
             )
+            counted = count_request_tokens(request_for_backend)
             return JSONResponse(TokenCount(input_tokens=counted).model_dump())
 
         return await self._guarded(request, handle)

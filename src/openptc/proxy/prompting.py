@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from openptc.models.base import ToolSpec
+from openptc.proxy.tooling import RequestTools
 from openptc.proxy.wire import CODE_TOOL_NAME, CustomTool
 from openptc.sandbox.base import ToolSignature
 
@@ -94,3 +95,11 @@ def direct_tool_spec(tool: CustomTool) -> ToolSpec:
 def signature(tool: CustomTool) -> ToolSignature:
     """Parameter order for positional calls; the host receives one dict in every form."""
     return ToolSignature(tool.name, tuple(name for name, _, _ in _parameters(tool)))
+
+
+def backend_tools(tools: RequestTools) -> tuple[ToolSpec, ...]:
+    """What the backend model is offered: the code tool (when asked for), then direct tools."""
+    specs = [direct_tool_spec(t) for t in tools.direct()]
+    if tools.code is not None:
+        specs.insert(0, code_tool_spec(tools.from_code()))
+    return tuple(specs)

@@ -36,7 +36,7 @@ from openptc.proxy.containers import ContainerManager, LiveContainer, new_id
 from openptc.proxy.errors import ApiError, invalid
 from openptc.proxy.history import CONTAINER_REQUIRED, Conversation, read_conversation, render_output
 from openptc.proxy.program import Diverged, Finished, LiveProgram, Paused, ProgramEvent
-from openptc.proxy.prompting import code_tool_spec, direct_tool_spec, signature
+from openptc.proxy.prompting import backend_tools, signature
 from openptc.proxy.records import ProgramRecord
 from openptc.proxy.tooling import RequestTools, request_tools
 from openptc.proxy.wire import (
@@ -316,13 +316,10 @@ class TurnRunner:
 
     # -- the model ------------------------------------------------------------------------------
     def _model_request(self, turn: _Turn) -> ModelRequest:
-        specs = [direct_tool_spec(t) for t in turn.tools.direct()]
-        if turn.tools.code is not None:
-            specs.insert(0, code_tool_spec(turn.tools.from_code()))
         return ModelRequest(
             system=turn.request.system_text(),
             messages=tuple(turn.conversation.messages),
-            tools=tuple(specs),
+            tools=backend_tools(turn.tools),
             max_tokens=turn.request.max_tokens,
         )
 

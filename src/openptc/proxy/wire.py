@@ -220,6 +220,14 @@ class ContainerParam(_Lenient):
     id: str | None = None
 
 
+def _system_text(system: str | list[TextContent] | None) -> str:
+    if system is None:
+        return ""
+    if isinstance(system, str):
+        return system
+    return "\n\n".join(block.text for block in system)
+
+
 class MessagesRequest(_Lenient):
     """``POST /v1/messages``."""
 
@@ -241,11 +249,7 @@ class MessagesRequest(_Lenient):
         return self.container
 
     def system_text(self) -> str:
-        if self.system is None:
-            return ""
-        if isinstance(self.system, str):
-            return self.system
-        return "\n\n".join(block.text for block in self.system)
+        return _system_text(self.system)
 
 
 class CountTokensRequest(_Lenient):
@@ -256,6 +260,9 @@ class CountTokensRequest(_Lenient):
     system: str | list[TextContent] | None = None
     tools: list[ToolParam] | None = None
     tool_choice: ToolChoice | None = None
+
+    def system_text(self) -> str:
+        return _system_text(self.system)
 
 
 # -- response ------------------------------------------------------------------------------------
