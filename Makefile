@@ -36,6 +36,7 @@ test: $(STAMP) sandbox-deps
 bench: $(STAMP) sandbox-deps
 	$(BIN)/ptc bench sandbox
 	$(BIN)/ptc bench replay
+	$(BIN)/ptc bench proxy
 
 doctor: $(STAMP) sandbox-deps
 	$(BIN)/ptc doctor

@@ -254,7 +254,7 @@ async def test_per_key_container_limit_is_a_429_and_other_keys_are_unaffected(pr
     }
     held = [await client_b.messages.create(**request) for _ in range(2)]
     assert len({r.container.id for r in held}) == 2
-    with pytest.raises(anthropic.RateLimitError, match="limit is 2"):
+    with pytest.raises(anthropic.RateLimitError, match="limit of 2"):
         await client_b.messages.create(**request)
     other = await proxy.client().messages.create(**request)
     assert other.stop_reason == "tool_use"

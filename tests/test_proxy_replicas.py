@@ -252,3 +252,29 @@ async def test_when_the_holder_is_gone_another_replica_rebuilds(store: RecordSto
             )
         assert await _live_containers(survivor) == 1
     assert expense.is_correct(response.content[-1].text)
+
+
+async def test_a_keys_container_limit_holds_across_replicas_under_concurrency(
+    store: RecordStore,
+) -> None:
+    import asyncio
+
+    import anthropic
+
+    from fakes.proxy_setup import KEY_B  # may hold 2 containers
+
+    stack, proxies = await _replicas(store, 2)
+    async with stack:
+        request: dict[str, Any] = {
+            "model": "claude-expense",
+            "max_tokens": 256,
+            "tools": [CODE_TOOL, *expense_tools()],
+            "messages": [{"role": "user", "content": expense.QUESTION}],
+        }
+        outcomes = await asyncio.gather(
+            *(proxies[i % 2].client(key=KEY_B).messages.create(**request) for i in range(8)),
+            return_exceptions=True,
+        )
+    created = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, anthropic.RateLimitError)]
+    assert len(created) == 2 and len(refused) == 6

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from fakes.harness import closed_port_url
 from openptc.proxy.redis_store import RedisStore, StoreUnavailable
-from openptc.proxy.store import MemoryStore, RecordStore, StoredRecord
+from openptc.proxy.store import MemoryStore, OwnerLimitReached, RecordStore, StoredRecord
 
 HOUR = 3600.0
 
@@ -120,6 +120,23 @@ async def test_concurrent_creators_exactly_one_wins(store: RecordStore) -> None:
     owner = creators[won.index(True)].owner
     for c in creators:
         assert await store.owned_by(c.owner) == (["c1"] if c.owner == owner else [])
+
+
+async def test_an_owners_limit_holds_against_concurrent_creators(store: RecordStore) -> None:
+    creators = [record(f"c{i}") for i in range(10)]
+    outcomes = await asyncio.gather(
+        *(store.put(c, expected_revision=None, max_owned=3) for c in creators),
+        return_exceptions=True,
+    )
+    assert outcomes.count(True) == 3
+    assert sum(isinstance(o, OwnerLimitReached) for o in outcomes) == 7
+    assert len(await store.owned_by("key-a")) == 3
+    # Updating a record the owner already holds is not a new one: the limit does not apply.
+    kept = creators[outcomes.index(True)]
+    updated = record(kept.id, revision=2)
+    assert await store.put(updated, expected_revision=1, max_owned=3)
+    # Another owner has its own count.
+    assert await store.put(record("other", owner="key-b"), expected_revision=None, max_owned=3)
 
 
 async def test_expired_record_is_forgotten(store: RecordStore) -> None:

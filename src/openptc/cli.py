@@ -317,3 +317,52 @@ def bench_replay(
     console.print(table)
     path = write_report(report, out)
     console.print(f"results written to {path}")
+
+
+@bench_app.command("proxy")
+def bench_proxy(
+    quick: Annotated[bool, typer.Option(help="Fewer requests (for a smoke test).")] = False,
+    requests: Annotated[
+        int | None,
+        typer.Option(help="Sequential requests to each target (default 300; 60 with --quick)."),
+    ] = None,
+    concurrent: Annotated[int, typer.Option(help="Text-only requests sent at once.")] = 200,
+    ptc_concurrent: Annotated[
+        int, typer.Option(help="PTC requests sent at once (each makes a container).")
+    ] = 20,
+    out: Annotated[Path, typer.Option(help="Directory for the JSON results.")] = RESULTS_DIR,
+) -> None:
+    """The proxy's overhead per request (vs in-process and bare HTTP) and concurrent requests."""
+    from openptc.bench.proxy_bench import run_proxy_bench
+
+    report = asyncio.run(
+        run_proxy_bench(
+            quick=quick,
+            requests=requests,
+            concurrent=concurrent,
+            ptc_concurrent=ptc_concurrent,
+            progress=lambda m: console.print(f"  {m}"),
+        )
+    )
+    table = Table(
+        "figure", "ours", "baseline", "difference", "ratio", "target", "met",
+        title="the proxy against baselines from the same run (scripted backends)",
+        caption=f"client: {report['client']}",
+    )  # fmt: skip
+    for figure in report["figures"]:
+        unit, ratio = figure["unit"], figure["ratio"]
+        table.add_row(
+            figure["name"],
+            f"{figure['ours']:.2f} {unit}",
+            f"{figure['baseline']:.3f} {unit}",
+            f"{figure['difference']:+.2f} {unit}",
+            "-" if ratio is None else f"{ratio:.0f}x" if ratio >= 100 else f"{ratio:.2f}x",
+            figure["target"] or "-",
+            "-" if figure["met"] is None else _mark(figure["met"]),
+        )
+    console.print(table)
+    path = write_report(report, out)
+    console.print(f"results written to {path}")
+    if any(figure["details"].get("errors") for figure in report["figures"]):
+        console.print("[red]some requests failed: see error_samples in the results[/red]")
+        raise typer.Exit(1)

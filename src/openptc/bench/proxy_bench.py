@@ -8,7 +8,8 @@ process. Baselines come from the same run, interleaved with the proxy's rounds:
 
 * the backend's ``generate()`` called in-process: the request without any proxy;
 * a bare Starlette endpoint on the same uvicorn setup (its own child process) that reads the
-  request and answers the bytes the proxy answered: the HTTP floor on this machine.
+  request and answers the bytes the proxy answered: the HTTP floor on this machine;
+* for PTC requests, the same sandbox sessions opened and run on a ``LocalSandbox`` in-process.
 
 Overhead is proxy p50 - in-process p50; the proxy's own cost is proxy p50 - bare HTTP p50.
 """
@@ -19,7 +20,9 @@ import asyncio
 import contextlib
 import importlib.util
 import json
+import os
 import socket
+import ssl
 import statistics
 import sys
 import tempfile
@@ -36,12 +39,13 @@ from openptc.bench.sandbox_bench import percentile
 from openptc.models.base import (
     Message,
     ModelRequest,
-    TextBlock,
     ToolResultBlock,
     ToolUseBlock,
 )
 from openptc.models.scripted import ScriptedModel, Turn
 from openptc.models.tokens import count_request_tokens, count_response_tokens
+from openptc.sandbox.base import Isolation, Session
+from openptc.sandbox.local import LocalSandbox
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -58,11 +62,14 @@ PTC_PROGRAM = "print(1+1)"
 PTC_ANSWER = "1 + 1 = 2."
 MAX_TOKENS = 64
 CODE_TOOL = {"type": "code_execution_20260120", "name": "code_execution"}
-CLIENT = "httpx.AsyncClient: one persistent client per phase, HTTP/1.1 keep-alive"
+CLIENT = (
+    "httpx.AsyncClient, HTTP/1.1 keep-alive: one persistent client for sequential requests; "
+    "one client per request in flight for concurrent ones (see clients())"
+)
 LOG_LEVEL = "info"  # ``ptc serve``'s default: one JSON log line per request
 KEEP_ALIVE_S = 30  # uvicorn's default is 5 s; longer, so no idle connection closes mid-phase
 OVERHEAD_TARGET_MS = 2.0
-PTC_GAP_S = 0.3  # between isolated PTC requests: the warm pool refills (REFILL_DELAY_S + a spawn)
+PTC_GAP_S = 0.3  # before each PTC request alone and each batch: the warm pool refills
 SERVER_START_TIMEOUT_S = 60.0
 
 
@@ -167,7 +174,10 @@ def serve_main(argv: Sequence[str]) -> None:
         app = bare_app(sys.stdin.buffer.read())
     else:
         raise SystemExit(f"unknown server kind {kind!r}")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio turns Nagle off only on sockets whose proto says TCP, as
+    # on the sockets uvicorn binds itself for ``ptc serve`` (with proto 0 every response after
+    # the first waits ~40 ms for a delayed ACK).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     print(sock.getsockname()[1], flush=True)
@@ -177,9 +187,23 @@ def serve_main(argv: Sequence[str]) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+
+    def cpu_ms(self) -> float | None:
+        """CPU time the server process has used (user + system), or None off Linux."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") * 1000
+
+
 @contextlib.asynccontextmanager
-async def served(kind: str, log_dir: Path, body: bytes = b"") -> AsyncIterator[str]:
-    """Start a server child process; yield its base URL once ``/health`` answers; stop it."""
+async def served(kind: str, log_dir: Path, body: bytes = b"") -> AsyncIterator[Server]:
+    """Start a server child process; yield it once ``/health`` answers; stop it."""
     log_path = log_dir / f"{kind}.log"
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
@@ -197,11 +221,10 @@ async def served(kind: str, log_dir: Path, body: bytes = b"") -> AsyncIterator[s
         process.stdin.close()
         line = await asyncio.wait_for(process.stdout.readline(), SERVER_START_TIMEOUT_S)
         if not line.strip().isdigit():
-            await process.wait()
             raise RuntimeError(f"the {kind} server did not start:\n{log_path.read_text()}")
         url = f"http://127.0.0.1:{int(line)}"
         await _wait_healthy(url, process, kind, log_path)
-        yield url
+        yield Server(url, process.pid)
     finally:
         if process.returncode is None:
             process.terminate()  # uvicorn shuts down gracefully: the proxy closes its sandboxes
@@ -226,9 +249,28 @@ async def _wait_healthy(
             await asyncio.sleep(0.02)
 
 
-def _client(connections: int = 1) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(headers=HEADERS, limits=limits, timeout=httpx.Timeout(120))
+def _client(context: ssl.SSLContext | None = None) -> httpx.AsyncClient:
+    """A client of one keep-alive connection (``context``: unused on http://, but each client
+    builds its own unless given one, which costs milliseconds)."""
+    return httpx.AsyncClient(
+        headers=HEADERS,
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        timeout=httpx.Timeout(120),
+        verify=context or True,
+    )
+
+
+@contextlib.asynccontextmanager
+async def clients(count: int) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """``count`` clients of one connection each, for ``count`` requests in flight at once.
+
+    Not one client with ``count`` connections: httpcore's pool walks every connection on every
+    request (encode/httpcore#1035), so 200 requests in flight in one pool took ~5 s of client
+    CPU here, against ~0.1 s spread over 200 clients; it would measure httpcore, not the server.
+    """
+    context = ssl.create_default_context()
+    async with contextlib.AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(_client(context)) for _ in range(count)]
 
 
 # -- one request ----------------------------------------------------------------------------------
@@ -352,8 +394,26 @@ def _sdk_available() -> bool:
     return importlib.util.find_spec("anthropic") is not None
 
 
+class CpuMeter:
+    """A server's CPU time over a whole phase, per request served in it.
+
+    Read once at each end, not per stretch: the clock ticks in 10 ms steps, and a server that
+    waits while the other is measured uses no CPU.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._started = server.cpu_ms()
+
+    def per_request(self, requests: int) -> float | None:
+        ended = self._server.cpu_ms()
+        if ended is None or self._started is None or not requests:
+            return None
+        return (ended - self._started) / requests
+
+
 async def request_latency(
-    proxy: str, bare: str, requests: int, rounds: int, progress: Progress
+    proxy_server: Server, bare_server: Server, requests: int, rounds: int, progress: Progress
 ) -> list[Comparison]:
     """Sequential text-only requests: proxy vs in-process ``generate()`` vs bare HTTP."""
     backend = text_backend()
@@ -365,18 +425,22 @@ async def request_latency(
     in_process_us: list[float] = []
     sdk_ms: list[float] = []
     with_sdk = _sdk_available()
+    proxy, bare = proxy_server.url, bare_server.url
     async with _client() as proxy_client, _client() as bare_client:
         await _sequential(proxy_client, proxy, TEXT_BODY, warm_up, check_text)
         await _sequential(bare_client, bare, TEXT_BODY, warm_up, check_text)
         await _timed_us(lambda: backend.generate(model_request), warm_up)
         if with_sdk:
             await _sdk_timings(proxy, min(10, warm_up))
+        proxy_cpu, bare_cpu = CpuMeter(proxy_server), CpuMeter(bare_server)
         for _ in range(rounds):  # interleaved: drift on a shared machine hits all alike
             ours += await _sequential(proxy_client, proxy, TEXT_BODY, per_round, check_text)
             bare_ms += await _sequential(bare_client, bare, TEXT_BODY, per_round, check_text)
             in_process_us += await _timed_us(lambda: backend.generate(model_request), per_round)
             if with_sdk:
                 sdk_ms += await _sdk_timings(proxy, per_round)
+    proxy_cpu_ms = proxy_cpu.per_request(len(ours) + len(sdk_ms))  # the SDK's reach it too
+    bare_cpu_ms = bare_cpu.per_request(len(bare_ms))
     response = await backend.generate(model_request)
     counting_us = [
         _time_us(lambda: count_request_tokens(model_request) + count_response_tokens(response))
@@ -415,6 +479,7 @@ async def request_latency(
         "sdk_p50_ms": sdk_p50,
         "sdk_p95_ms": percentile(sdk_ms, 0.95) if sdk_ms else None,
         "token_counting_p50_us": statistics.median(counting_us),
+        "server_cpu_per_request_ms": {"proxy": proxy_cpu_ms, "bare_http": bare_cpu_ms},
     }
     return [
         Comparison(
@@ -467,11 +532,10 @@ class Burst:
         return [o.ms for o in self.outcomes]
 
 
-async def burst(
-    client: httpx.AsyncClient, url: str, body: bytes, count: int, check: Check
-) -> Burst:
+async def burst(fleet: Sequence[httpx.AsyncClient], url: str, body: bytes, check: Check) -> Burst:
+    """One request per client, all at once."""
     started = time.perf_counter()
-    outcomes = await asyncio.gather(*(attempt(client, url, body, check) for _ in range(count)))
+    outcomes = await asyncio.gather(*(attempt(client, url, body, check) for client in fleet))
     return Burst((time.perf_counter() - started) * 1000, list(outcomes))
 
 
@@ -493,20 +557,26 @@ def _burst_summary(bursts: Sequence[Burst], count: int) -> dict[str, Any]:
 
 
 async def concurrent_text(
-    proxy: str, bare: str, count: int, bursts: int, progress: Progress
+    proxy_server: Server, bare_server: Server, count: int, bursts: int, progress: Progress
 ) -> Comparison:
     """``count`` text-only requests at once, ``bursts`` times, proxy and bare interleaved.
 
     The first burst of each opens the connections; it is reported apart and its errors count.
     """
+    proxy, bare = proxy_server.url, bare_server.url
     ours: list[Burst] = []
     floor: list[Burst] = []
-    async with _client(count + 8) as proxy_client, _client(count + 8) as bare_client:
-        first_proxy = await burst(proxy_client, proxy, TEXT_BODY, count, check_text)
-        first_bare = await burst(bare_client, bare, TEXT_BODY, count, check_text)
+    async with clients(count) as proxy_clients, clients(count) as bare_clients:
+        first_proxy = await burst(proxy_clients, proxy, TEXT_BODY, check_text)
+        first_bare = await burst(bare_clients, bare, TEXT_BODY, check_text)
+        proxy_cpu, bare_cpu = CpuMeter(proxy_server), CpuMeter(bare_server)
         for _ in range(bursts):
-            ours.append(await burst(proxy_client, proxy, TEXT_BODY, count, check_text))
-            floor.append(await burst(bare_client, bare, TEXT_BODY, count, check_text))
+            ours.append(await burst(proxy_clients, proxy, TEXT_BODY, check_text))
+            floor.append(await burst(bare_clients, bare, TEXT_BODY, check_text))
+        cpu = {
+            "proxy": proxy_cpu.per_request(count * bursts),
+            "bare_http": bare_cpu.per_request(count * bursts),
+        }
     mine, base = _burst_summary(ours, count), _burst_summary(floor, count)
     errors = mine["errors"] + len(first_proxy.errors)
     progress(
@@ -536,8 +606,39 @@ async def concurrent_text(
                 "error_samples": first_proxy.errors[:5],
             },
             "throughput_ratio": mine["throughput_per_s"] / base["throughput_per_s"],
+            "server_cpu_per_request_ms": cpu,
         },
     )
+
+
+async def reuse_burst(fleet: Sequence[httpx.AsyncClient], url: str, earlier: Burst) -> Burst:
+    """The same request again, each in the container an earlier request made: no new session.
+
+    A request whose earlier one failed has no container and makes a new one.
+    """
+
+    def body(container: str | None) -> bytes:
+        data = json.loads(PTC_BODY)
+        return json.dumps(data | ({"container": container} if container else {})).encode()
+
+    def same_container(container: str | None) -> Check:
+        def check(data: dict[str, Any]) -> str | None:
+            problem = check_ptc(data)
+            if problem is None and container and data["container"]["id"] != container:
+                problem = f"answered in container {data['container']['id']}, not {container}"
+            return problem
+
+        return check
+
+    pairs = list(zip(fleet, earlier.outcomes, strict=True))
+    started = time.perf_counter()
+    outcomes = await asyncio.gather(
+        *(
+            attempt(client, url, body(o.container), same_container(o.container))
+            for client, o in pairs
+        )
+    )
+    return Burst((time.perf_counter() - started) * 1000, list(outcomes))
 
 
 async def _containers(url: str) -> int:
@@ -545,64 +646,109 @@ async def _containers(url: str) -> int:
         return int((await client.get(f"{url}/health")).json()["containers"])
 
 
+async def direct_batch(sandbox: LocalSandbox, count: int) -> Burst:
+    """The baseline of a PTC batch: ``count`` sessions opened and run at once, in-process."""
+    sessions: list[Session] = []
+
+    async def one() -> Outcome:
+        started = time.perf_counter()
+        try:
+            session = await sandbox.open_session()
+            sessions.append(session)
+            execution = await session.execute(PTC_PROGRAM)
+        except Exception as exc:
+            return Outcome((time.perf_counter() - started) * 1000, f"{type(exc).__name__}: {exc}")
+        ms = (time.perf_counter() - started) * 1000
+        ok = execution.ok and execution.stdout == "2\n"
+        return Outcome(ms, None if ok else f"the program did not print 2: {execution}")
+
+    started = time.perf_counter()
+    outcomes = await asyncio.gather(*(one() for _ in range(count)))
+    wall_ms = (time.perf_counter() - started) * 1000
+    await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+    return Burst(wall_ms, list(outcomes))
+
+
+async def _pool_refilled(sandbox: LocalSandbox) -> None:
+    deadline = time.monotonic() + 10
+    while not sandbox.pool_ready() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
 async def concurrent_ptc(
     proxy: str, count: int, batches: int, isolated: int, progress: Progress
-) -> Comparison:
-    """``count`` PTC requests at once (each makes a container and runs ``print(1+1)`` in a new
-    sandbox session), against the same request sent alone with the warm pool refilled."""
-    async with _client(count + 8) as client:
+) -> tuple[Comparison, Isolation]:
+    """``count`` PTC requests at once, each making a container and running ``print(1+1)`` in a
+    new sandbox session; the baseline opens and runs the same sessions at once on a
+    ``LocalSandbox`` with the proxy's pool size, in-process. Also reported: the request sent
+    alone, and the batch again in the containers it made (no new session)."""
+    from openptc.proxy.config import ProxyConfig
+
+    pool_size = int(ProxyConfig.model_fields["pool_size"].default)
+    async with clients(count) as fleet, LocalSandbox(pool_size=pool_size) as sandbox:
+        client = fleet[0]
         warm = await _sequential(client, proxy, PTC_BODY, 2, check_ptc)  # isolation probe etc.
         alone: list[float] = []
         for _ in range(isolated):
             await asyncio.sleep(PTC_GAP_S)
             alone += await _sequential(client, proxy, PTC_BODY, 1, check_ptc)
-        batches_done: list[Burst] = []
-        for _ in range(batches):
+        await direct_batch(sandbox, 2)  # warm-up
+        new: list[Burst] = []
+        reused: list[Burst] = []
+        direct: list[Burst] = []
+        for _ in range(batches):  # interleaved; each starts with its warm pool refilled
             await asyncio.sleep(PTC_GAP_S)
-            batches_done.append(await burst(client, proxy, PTC_BODY, count, check_ptc))
+            new.append(await burst(fleet, proxy, PTC_BODY, check_ptc))
+            reused.append(await reuse_burst(fleet, proxy, new[-1]))
+            await _pool_refilled(sandbox)
+            await asyncio.sleep(PTC_GAP_S)
+            direct.append(await direct_batch(sandbox, count))
+        isolation = sandbox.isolation
     live = await _containers(proxy)
-    summary = _burst_summary(batches_done, count)
-    ids = [o.container for b in batches_done for o in b.outcomes if o.container]
-    made = len(warm) + len(alone) + sum(len(b.outcomes) - len(b.errors) for b in batches_done)
+    summary = _burst_summary(new, count)
+    again = _burst_summary(reused, count)
+    floor = _burst_summary(direct, count)
+    errors = summary["errors"] + again["errors"]
+    ids = [o.container for b in new for o in b.outcomes if o.container]
+    made = len(warm) + len(alone) + sum(len(b.outcomes) - len(b.errors) for b in new)
     alone_p50 = percentile(alone, 0.5)
     progress(
-        f"{count} concurrent PTC requests: p50 {summary['p50_ms']:.0f} ms "
-        f"(alone {alone_p50:.0f} ms), {summary['wall_ms']:.0f} ms wall, "
-        f"{summary['errors']} errors, {live} containers live"
+        f"{count} concurrent PTC requests: p50 {summary['p50_ms']:.0f} ms, "
+        f"{summary['wall_ms']:.0f} ms wall, {summary['errors']} errors, {live} containers live "
+        f"(the same sessions in-process: p50 {floor['p50_ms']:.0f} ms; one request alone: "
+        f"{alone_p50:.0f} ms); again in their containers: p50 {again['p50_ms']:.0f} ms, "
+        f"{again['errors']} errors"
     )
-    return Comparison(
+    comparison = Comparison(
         f"concurrent_{count}_ptc_p50",
         summary["p50_ms"],
-        alone_p50,
+        floor["p50_ms"],
         "ms",
-        "the same PTC request sent alone, warm pool refilled",
+        f"{count} sessions opened and run at once on a LocalSandbox in-process "
+        f"(pool of {pool_size}, as the proxy's)",
         "0 errors",
-        summary["errors"] == 0,
+        errors == 0,
         {
             "concurrency": count,
             "batches": batches,
             "program": PTC_PROGRAM,
             "tool": CODE_TOOL,
-            "errors": summary["errors"],
+            "errors": errors,
+            "pool_size": pool_size,
             "concurrent": summary,
+            "concurrent_in_existing_containers": again,
+            "sandbox_in_process": floor,
             "alone_p50_ms": alone_p50,
             "alone_p95_ms": percentile(alone, 0.95),
             "alone_samples_ms": alone,
             "alone_requests": isolated,
+            "ratio_to_alone": summary["p50_ms"] / alone_p50,
             "distinct_containers_in_batches": len(set(ids)),
             "containers_made": made,
             "containers_live_after": live,
         },
     )
-
-
-async def _isolation() -> dict[str, Any]:
-    """The isolation the proxy's sandbox gets here (probed again in this process: the proxy's
-    own probe happens in its process)."""
-    from openptc.sandbox.isolation import Interpreter, choose_isolation
-
-    choice = await asyncio.to_thread(choose_isolation, "auto", Interpreter.current())
-    return asdict(choice.isolation)
+    return comparison, isolation
 
 
 async def run_proxy_bench(
@@ -616,21 +762,21 @@ async def run_proxy_bench(
     """Every proxy figure, each against its baseline from this run; returns the JSON report."""
     sequential = requests if requests is not None else (60 if quick else 300)
     rounds = max(1, min(10, sequential // 10))
-    bursts = 1 if quick else 3
+    bursts = 1 if quick else 5
+    load_at_start = os.getloadavg()  # other work on a shared machine moves every figure
     with tempfile.TemporaryDirectory(prefix="ptc-bench-proxy-") as logs:
         log_dir = Path(logs)
         async with served("proxy", log_dir) as proxy:
             async with _client() as client:  # the proxy's own bytes are the bare endpoint's
-                response = await client.post(f"{proxy}/v1/messages", content=TEXT_BODY)
+                response = await client.post(f"{proxy.url}/v1/messages", content=TEXT_BODY)
                 response.raise_for_status()
             async with served("bare", log_dir, response.content) as bare:
                 figures = await request_latency(proxy, bare, sequential, rounds, progress)
                 figures.append(await concurrent_text(proxy, bare, concurrent, bursts, progress))
-            figures.append(
-                await concurrent_ptc(
-                    proxy, ptc_concurrent, 1 if quick else 3, 5 if quick else 15, progress
-                )
+            ptc, isolation = await concurrent_ptc(
+                proxy.url, ptc_concurrent, 1 if quick else 3, 5 if quick else 15, progress
             )
+            figures.append(ptc)
     return {
         **report_header("proxy"),
         "client": CLIENT,
@@ -642,7 +788,9 @@ async def run_proxy_bench(
             "httptools": importlib.util.find_spec("httptools") is not None,
         },
         "response_bytes": len(response.content),
-        "sandbox_isolation": await _isolation(),
+        "load_average": {"at_start": load_at_start, "at_end": os.getloadavg()},
+        # From the baseline's LocalSandbox: same machine and choice as the proxy's own.
+        "sandbox_isolation": asdict(isolation),
         "figures": [f.report() for f in figures],
     }
 

@@ -387,6 +387,8 @@ def create_app(
             pool_size=config.pool_size,
             idle_timeout_s=max(600.0, 2 * config.container_idle_s),
         )
+        if isinstance(chosen_sandbox, LocalSandbox):
+            await chosen_sandbox.start()  # probe isolation and fill the pool before requests
         containers = ContainerManager(config, chosen_store, chosen_sandbox)
         runner = TurnRunner(config, containers, model_for or _cached_models())
         forwarder = Forwarder(config.advertise_url) if config.advertise_url else None

@@ -21,7 +21,7 @@ from openptc.proxy.config import ApiKey, ProxyConfig
 from openptc.proxy.errors import ApiError, not_found
 from openptc.proxy.program import Diverged, LiveProgram
 from openptc.proxy.records import ContainerHistory, ProgramRecord
-from openptc.proxy.store import RecordStore, StoredRecord
+from openptc.proxy.store import OwnerLimitReached, RecordStore, StoredRecord
 from openptc.proxy.wire import Container
 from openptc.sandbox.base import Sandbox, Session, ToolSignature
 
@@ -82,13 +82,6 @@ class ContainerManager:
 
     # -- finding --------------------------------------------------------------------------------
     async def create(self, key: ApiKey) -> LiveContainer:
-        held = await self._store.owned_by(key.owner)
-        if len(held) >= key.max_containers:
-            raise ApiError(
-                "rate_limit_error",
-                f"this API key already holds {len(held)} containers (its limit is "
-                f"{key.max_containers}); reuse one with `container`, or wait for one to expire",
-            )
         now = time.time()
         container = LiveContainer(
             id=new_id("container_"),
@@ -97,7 +90,14 @@ class ContainerManager:
             revision=0,
             expires_at=self._expiry(now),
         )
-        await self.save(container)
+        try:
+            await self.save(container, max_owned=key.max_containers)
+        except OwnerLimitReached:
+            raise ApiError(
+                "rate_limit_error",
+                f"this API key already holds its limit of {key.max_containers} containers; "
+                "reuse one with `container`, or wait for one to expire",
+            ) from None
         self._live[container.id] = container
         log.info("container created", extra={"container_id": container.id})
         return container
@@ -134,7 +134,7 @@ class ContainerManager:
         )
         return restored
 
-    async def save(self, container: LiveContainer) -> None:
+    async def save(self, container: LiveContainer, *, max_owned: int | None = None) -> None:
         """Store the container's history; lose a race with another replica as a 409."""
         container.expires_at = self._expiry(container.history.created_at, touched=time.time())
         container.history.holder = self._config.advertise_url
@@ -146,7 +146,7 @@ class ContainerManager:
             payload=container.history.model_dump_json(),
         )
         expected = container.revision if container.revision else None
-        if not await self._store.put(record, expected_revision=expected):
+        if not await self._store.put(record, expected_revision=expected, max_owned=max_owned):
             await self._discard(container)
             raise ApiError(
                 "conflict_error",

@@ -26,11 +26,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from openptc.models.errors import redact_url, redact_urls_in
-from openptc.proxy.store import StoredRecord
+from openptc.proxy.store import OwnerLimitReached, StoredRecord
 
 # KEYS[1] the record, KEYS[2] the new owner's set.
 # ARGV: expected revision ('' = no record may exist), owner, revision, expires_at (seconds, as
-# text), payload, expires_at in ms, container id, owner-set key prefix.
+# text), payload, expires_at in ms, container id, owner-set key prefix, most records the owner
+# may hold when this one is new ('' = no limit). Returns 1 written, 0 revision conflict, -1 limit.
 _PUT = """
 local found = redis.call('HGET', KEYS[1], 'revision')
 if found then
@@ -41,6 +42,11 @@ if found then
   end
 elseif ARGV[1] ~= '' then
   return 0
+elseif ARGV[9] ~= '' then
+  local t = redis.call('TIME')
+  local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[9]) then return -1 end
 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'revision', ARGV[3], 'expires_at', ARGV[4],
            'payload', ARGV[5])
@@ -153,7 +159,13 @@ class RedisStore:
             payload=str(fields["payload"]),
         )
 
-    async def put(self, record: StoredRecord, *, expected_revision: int | None) -> bool:
+    async def put(
+        self,
+        record: StoredRecord,
+        *,
+        expected_revision: int | None,
+        max_owned: int | None = None,
+    ) -> bool:
         args: list[str | int] = [
             "" if expected_revision is None else str(expected_revision),
             record.owner,
@@ -163,11 +175,14 @@ class RedisStore:
             int(record.expires_at * 1000),
             record.id,
             self._owner_key(""),
+            "" if max_owned is None else str(max_owned),
         ]
         with self._reachable():
             written = await self._put(
                 keys=[self._record_key(record.id), self._owner_key(record.owner)], args=args
             )
+        if int(written) < 0:
+            raise OwnerLimitReached(max_owned or 0)
         return bool(written)
 
     async def delete(self, container_id: str) -> None:

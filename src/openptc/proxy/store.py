@@ -24,6 +24,14 @@ class StoredRecord:
     payload: str
 
 
+class OwnerLimitReached(Exception):
+    """The owner already holds as many live records as it may."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the owner already holds {limit} live records")
+        self.limit = limit
+
+
 @runtime_checkable
 class RecordStore(Protocol):
     """Container records, shared by every replica that uses the same store."""
@@ -32,9 +40,17 @@ class RecordStore(Protocol):
         """The record, or None when there is none or it has expired."""
         ...
 
-    async def put(self, record: StoredRecord, *, expected_revision: int | None) -> bool:
+    async def put(
+        self,
+        record: StoredRecord,
+        *,
+        expected_revision: int | None,
+        max_owned: int | None = None,
+    ) -> bool:
         """Write atomically if the stored revision is ``expected_revision`` (None: no record
-        may exist yet). False when another writer got there first."""
+        may exist yet). False when another writer got there first. A new record whose owner
+        already holds ``max_owned`` live records raises ``OwnerLimitReached`` instead, checked
+        in the same atomic step (replicas cannot race past a key's limit)."""
         ...
 
     async def delete(self, container_id: str) -> None: ...
@@ -63,12 +79,21 @@ class MemoryStore:
     async def get(self, container_id: str) -> StoredRecord | None:
         return self._live(container_id)
 
-    async def put(self, record: StoredRecord, *, expected_revision: int | None) -> bool:
+    async def put(
+        self,
+        record: StoredRecord,
+        *,
+        expected_revision: int | None,
+        max_owned: int | None = None,
+    ) -> bool:
         async with self._lock:
             current = self._live(record.id)
             found = None if current is None else current.revision
             if found != expected_revision:
                 return False
+            creating = current is None and max_owned is not None
+            if creating and len(await self.owned_by(record.owner)) >= (max_owned or 0):
+                raise OwnerLimitReached(max_owned or 0)
             self._records[record.id] = replace(record)
             return True
 
