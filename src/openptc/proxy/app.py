@@ -70,9 +70,23 @@ class ProxyState:
     forwarder: Forwarder | None
 
 
-def _error_response(error: ApiError, request_id: str) -> JSONResponse:
-    return JSONResponse(
-        error.body(request_id), status_code=error.status, headers={"request-id": request_id}
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: a lone surrogate echoed from a request (in an error
+    message, say) cannot be encoded as UTF-8 and would otherwise turn a 4xx into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        ).encode()
+
+
+def _error_response(
+    error: ApiError, request_id: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return AsciiJSONResponse(
+        error.body(request_id),
+        status_code=error.status,
+        headers={"request-id": request_id, **(headers or {})},
     )
 
 
@@ -126,6 +140,8 @@ class Api:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise invalid(f"the request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise invalid("the request body is nested too deeply") from None
         if not isinstance(data, dict):
             raise invalid("the request body must be a JSON object")
         return data
@@ -207,7 +223,7 @@ class Api:
                     media_type="text/event-stream",
                     headers={"cache-control": "no-cache"},
                 )
-            return JSONResponse(await self._collect(events, message_id, parsed.model))
+            return AsciiJSONResponse(await self._collect(events, message_id, parsed.model))
 
         return await self._guarded(request, handle)
 
@@ -312,7 +328,7 @@ class Api:
                 parsed.system_text(), tuple(conversation.messages), backend_tools(tools)
             )
             counted = count_request_tokens(request_for_backend)
-            return JSONResponse(TokenCount(input_tokens=counted).model_dump())
+            return AsciiJSONResponse(TokenCount(input_tokens=counted).model_dump())
 
         return await self._guarded(request, handle)
 
@@ -329,7 +345,7 @@ class Api:
                 first_id=infos[0].id if infos else None,
                 last_id=infos[-1].id if infos else None,
             )
-            return JSONResponse(page.model_dump(mode="json"))
+            return AsciiJSONResponse(page.model_dump(mode="json"))
 
         return await self._guarded(request, handle)
 
@@ -340,16 +356,16 @@ class Api:
             found = next((m for m in self._model_infos() if m.id == wanted), None)
             if found is None:
                 raise ApiError("not_found_error", f"model: {wanted}")
-            return JSONResponse(found.model_dump(mode="json"))
+            return AsciiJSONResponse(found.model_dump(mode="json"))
 
         return await self._guarded(request, handle)
 
     async def health(self, request: Request) -> Response:
         state = self._state()
-        return JSONResponse({"status": "ok", "containers": state.containers.live_count})
+        return AsciiJSONResponse({"status": "ok", "containers": state.containers.live_count})
 
     async def openapi(self, request: Request) -> Response:
-        return JSONResponse(openapi_document())
+        return AsciiJSONResponse(openapi_document())
 
 
 def _cached_models() -> Callable[[str], Model]:

@@ -113,6 +113,11 @@ def read_conversation(messages: list[MessageParam]) -> Conversation:
     last = len(messages) - 1
     for index, message in enumerate(messages):
         blocks = message.blocks()
+        if _empty(blocks) and not (index == last and message.role == "assistant"):
+            raise invalid(
+                f"messages.{index}: all messages must have non-empty content except for the "
+                "optional final assistant message"
+            )
         if message.role == "assistant":
             _check_answered(expected, index)
             expected = {}
@@ -158,12 +163,18 @@ def read_conversation(messages: list[MessageParam]) -> Conversation:
             program = code_calls[next(iter(answers))]
             if index == last and program in open_programs:
                 pending = PendingProgram(program, answers)
+    if not builder.messages:
+        raise invalid("messages: there is nothing for the model to answer")
     if messages[-1].role == "assistant" and expected:
         raise invalid(
             f"messages.{last}: the last message has `tool_use` blocks without results; "
             "answer them with `tool_result` blocks in a user message"
         )
     return Conversation(builder.messages, pending)
+
+
+def _empty(blocks: list[Any]) -> bool:
+    return all(isinstance(b, TextContent) and not b.text.strip() for b in blocks)
 
 
 def _check_answered(expected: dict[str, bool], index: int) -> None:

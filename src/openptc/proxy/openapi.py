@@ -41,10 +41,22 @@ def _ref(model: type) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _responses(ok: type, ok_media: str = "application/json") -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        "200": {"description": "success", "content": {ok_media: {"schema": _ref(ok)}}}
-    }
+# With "stream": true the answer is server-sent events, each an event name and a JSON payload.
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+}
+
+
+def _responses(ok: type, *, streams: bool = False) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": _ref(ok)}}
+    if streams:
+        content["text/event-stream"] = {"schema": _SSE_EVENT}
+    responses: dict[str, Any] = {"200": {"description": "success", "content": content}}
     for status, text in _ERRORS.items():
         responses[status] = {
             "description": text,
@@ -89,7 +101,7 @@ def openapi_document() -> dict[str, Any]:
                         "required": True,
                         "content": {"application/json": {"schema": _ref(MessagesRequest)}},
                     },
-                    "responses": _responses(MessageResponse),
+                    "responses": _responses(MessageResponse, streams=True),
                 }
             },
             "/v1/messages/count_tokens": {

@@ -137,11 +137,17 @@ def execution_result(execution: Execution, notice: str | None) -> CodeExecutionR
     )
 
 
-def _model_error(exc: ModelError) -> ApiError:
+def _model_error(exc: Exception) -> ApiError:
+    """A backend failure as the client sees it; an adapter's own bug is still a 502, not ours."""
+    if isinstance(exc, ApiError):
+        return exc
     if isinstance(exc, ModelBadRequest):
         return invalid(f"the backend model refused the request: {exc}")
     if isinstance(exc, ModelRateLimited):
         return ApiError("rate_limit_error", f"the backend model is rate limited: {exc}")
+    if not isinstance(exc, ModelError):
+        log.exception("the backend model raised", exc_info=exc)
+        exc = ModelError(f"{type(exc).__name__}: {exc}")
     return ApiError("api_error", f"the backend model failed: {exc}", status=502)
 
 
@@ -405,7 +411,7 @@ class TurnRunner:
         if not turn.request.stream:
             try:
                 out.append(await turn.model.generate(request))
-            except ModelError as exc:
+            except Exception as exc:
                 raise _model_error(exc) from exc
             return
         chunks: asyncio.Queue[str | None] = asyncio.Queue()
@@ -422,7 +428,7 @@ class TurnRunner:
                 if chunk:
                     yield TextDelta(chunk)
             out.append(await task)
-        except ModelError as exc:
+        except Exception as exc:
             raise _model_error(exc) from exc
         finally:
             if not task.done():

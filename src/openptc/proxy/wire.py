@@ -33,6 +33,19 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+def _type_required(schema: dict[str, Any]) -> None:
+    """A block's ``type`` has a default for building responses, yet requests must send it."""
+    required = schema.setdefault("required", [])
+    if "type" not in required:
+        required.insert(0, "type")
+
+
+class _Block(_Lenient):
+    """A content block: discriminated by its ``type``, which the documented schema requires."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_type_required)
+
+
 # -- request: tools ------------------------------------------------------------------------------
 class CacheControl(_Lenient):
     type: Literal["ephemeral"] = "ephemeral"
@@ -82,7 +95,7 @@ def _tool_kind(value: Any) -> str:
 class UnsupportedTool(_Lenient):
     """Any other server tool (web search, bash, memory...): refused with a clear message."""
 
-    type: str
+    type: str = Field(json_schema_extra={"not": {"enum": ["custom", *CODE_EXECUTION_TYPES]}})
 
 
 ToolParam = Annotated[
@@ -96,7 +109,7 @@ ToolParam = Annotated[
 class ToolChoice(_Lenient):
     type: Literal["auto", "any", "tool", "none"]
     name: str | None = None
-    disable_parallel_tool_use: bool | None = None
+    disable_parallel_tool_use: bool | None = Field(default=None, strict=True)
 
 
 # -- request and response: content blocks --------------------------------------------------------
@@ -112,22 +125,22 @@ class CodeCaller(BaseModel):
 Caller = Annotated[DirectCaller | CodeCaller, Field(discriminator="type")]
 
 
-class TextContent(_Lenient):
+class TextContent(_Block):
     type: Literal["text"] = "text"
     text: str
 
 
-class ImageContent(_Lenient):
+class ImageContent(_Block):
     type: Literal["image"]
     source: dict[str, Any]
 
 
-class DocumentContent(_Lenient):
+class DocumentContent(_Block):
     type: Literal["document"]
     source: dict[str, Any]
 
 
-class ToolUseContent(_Lenient):
+class ToolUseContent(_Block):
     type: Literal["tool_use"] = "tool_use"
     id: str
     name: str
@@ -135,14 +148,14 @@ class ToolUseContent(_Lenient):
     caller: Caller | None = None
 
 
-class ServerToolUseContent(_Lenient):
+class ServerToolUseContent(_Block):
     type: Literal["server_tool_use"] = "server_tool_use"
     id: str
     name: str
     input: dict[str, Any]
 
 
-class ToolResultContent(_Lenient):
+class ToolResultContent(_Block):
     type: Literal["tool_result"] = "tool_result"
     tool_use_id: str
     content: str | list[TextContent | ImageContent | DocumentContent] | None = None
@@ -175,19 +188,19 @@ class CodeExecutionError(_Lenient):
     error_code: str
 
 
-class CodeExecutionToolResultContent(_Lenient):
+class CodeExecutionToolResultContent(_Block):
     type: Literal["code_execution_tool_result"] = "code_execution_tool_result"
     tool_use_id: str
     content: Annotated[CodeExecutionResult | CodeExecutionError, Field(discriminator="type")]
 
 
-class ThinkingContent(_Lenient):
+class ThinkingContent(_Block):
     type: Literal["thinking"]
     thinking: str
     signature: str | None = None
 
 
-class RedactedThinkingContent(_Lenient):
+class RedactedThinkingContent(_Block):
     type: Literal["redacted_thinking"]
     data: str
 
@@ -237,7 +250,7 @@ class MessagesRequest(_Lenient):
     system: str | list[TextContent] | None = None
     tools: list[ToolParam] | None = None
     tool_choice: ToolChoice | None = None
-    stream: bool = False
+    stream: bool = Field(default=False, strict=True)
     container: str | ContainerParam | None = None
     stop_sequences: list[str] | None = None
     metadata: dict[str, Any] | None = None
