@@ -22,6 +22,7 @@ from fakes.proxy_setup import (
     KEY_B,
     Proxy,
     answer_calls,
+    answer_until_done,
     config,
     expense_tools,
     running_proxy,
@@ -183,27 +184,10 @@ async def test_bad_requests_get_4xx_and_the_paused_program_still_finishes(proxy:
         _assert_error(bad, 404, "not_found_error")
 
     # Nothing was disturbed: the paused program resumes and the audit ends correctly.
-    client = proxy.client()
-    messages.append({"role": "user", "content": answers})
-    response = await client.messages.create(
-        model="claude-expense",
-        max_tokens=1024,
-        messages=messages,
-        tools=_tools(),
-        container=container,
+    messages.pop()  # answer_until_done appends the assistant turn and the answers itself
+    response = await answer_until_done(
+        proxy.client(), messages, first, model="claude-expense", max_tokens=1024, tools=_tools()
     )
-    while response.stop_reason == "tool_use":
-        messages += [
-            {"role": "assistant", "content": response.content},
-            {"role": "user", "content": await answer_calls(response.content)},
-        ]
-        response = await client.messages.create(
-            model="claude-expense",
-            max_tokens=1024,
-            messages=messages,
-            tools=_tools(),
-            container=container,
-        )
     assert expense.is_correct(response.content[-1].text)
 
 

@@ -20,6 +20,7 @@ from fakes.proxy_setup import (
     CODE_TOOL,
     Proxy,
     answer_calls,
+    answer_until_done,
     config,
     expense_tools,
     running_proxy,
@@ -237,19 +238,14 @@ async def test_when_the_holder_is_gone_another_replica_rebuilds(store: RecordSto
     port = free_port()
     settings = config(advertise_url=f"http://127.0.0.1:{port}")
     async with running_proxy(settings, store=store, port=port) as survivor:
-        response = paused
-        while response.stop_reason == "tool_use":
-            messages += [
-                {"role": "assistant", "content": response.content},
-                {"role": "user", "content": await answer_calls(response.content)},
-            ]
-            response = await survivor.client().messages.create(
-                model="claude-expense",
-                max_tokens=1024,
-                messages=messages,
-                tools=tools,
-                container=paused.container.id,
-            )
+        response = await answer_until_done(
+            survivor.client(),
+            messages,
+            paused,
+            model="claude-expense",
+            max_tokens=1024,
+            tools=tools,
+        )
         assert await _live_containers(survivor) == 1
     assert expense.is_correct(response.content[-1].text)
 

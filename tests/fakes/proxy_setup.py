@@ -104,3 +104,24 @@ async def answer_calls(
             {"type": "tool_result", "tool_use_id": block.id, "content": json.dumps(value)}
         )
     return results
+
+
+async def answer_until_done(
+    client: anthropic.AsyncAnthropic,
+    messages: list[dict[str, Any]],
+    response: Any,
+    **request: Any,
+) -> Any:
+    """Answer every pause with the audit's tools until the turn ends; returns the last response.
+
+    ``request`` holds what each follow-up sends besides the messages (model, tools, ...); the
+    container is the one the first pause named.
+    """
+    container = response.container.id
+    while response.stop_reason == "tool_use":
+        messages += [
+            {"role": "assistant", "content": response.content},
+            {"role": "user", "content": await answer_calls(response.content)},
+        ]
+        response = await client.messages.create(messages=messages, container=container, **request)
+    return response

@@ -228,32 +228,25 @@ class ContainerManager:
         unfinished = [p for p in container.history.programs if not p.finished]
         if container.program is None and not unfinished:
             return
-        if container.program is not None:
-            await container.program.cancel()
-            container.program = None
+        await self._stop(container)
         container.history.programs = [p for p in container.history.programs if p.finished]
-        if container.session is not None:
-            with contextlib.suppress(Exception):
-                await container.session.close()
-            container.session = None
         container.restored = True
         log.info("paused program abandoned", extra={"container_id": container.id})
 
     async def reset(self, container: LiveContainer) -> None:
         """Start the container afresh: no program, no session, no history."""
-        if container.program is not None:
-            await container.program.cancel()
-            container.program = None
-        if container.session is not None:
-            with contextlib.suppress(Exception):
-                await container.session.close()
-            container.session = None
+        await self._stop(container)
         container.history.programs = []
         container.restored = False
 
     # -- expiry ---------------------------------------------------------------------------------
     async def _discard(self, container: LiveContainer) -> None:
         self._live.pop(container.id, None)
+        await self._stop(container)
+
+    @staticmethod
+    async def _stop(container: LiveContainer) -> None:
+        """Stop the container's program and close its session (killing its processes)."""
         if container.program is not None:
             await container.program.cancel()
             container.program = None
