@@ -262,6 +262,50 @@ def serve(
     run_server(settings, host, port, log_level)
 
 
+@app.command("sandbox-server")
+def sandbox_server(
+    token: Annotated[
+        list[str], typer.Option(help="A client token (or set PTC_SANDBOX_TOKENS). Repeatable.")
+    ] = [],  # noqa: B006 - typer needs a literal default
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    backend: Annotated[str, typer.Option(help="local (bubblewrap/process) or docker.")] = "local",
+    max_sessions_per_token: Annotated[int, typer.Option(help="Open sessions per token.")] = 16,
+    session_idle_s: Annotated[float, typer.Option(help="Close sessions idle this long.")] = 600.0,
+    drain_timeout_s: Annotated[
+        float, typer.Option(help="On SIGTERM, how long running executions may finish.")
+    ] = 60.0,
+    pool_size: Annotated[int, typer.Option(help="Sandboxes kept started and ready.")] = 2,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run sandbox sessions for remote orchestrators (HTTP + WebSocket); tools stay with them."""
+    from pydantic import ValidationError
+
+    from openptc.server.config import TOKENS_ENV, ServerConfig, tokens_from
+    from openptc.server.run import run_server
+
+    tokens = tokens_from(token)
+    if not tokens:
+        console.print(f"[red]ptc sandbox-server:[/red] no token: pass --token or set {TOKENS_ENV}")
+        raise typer.Exit(2)
+    try:
+        settings = ServerConfig(
+            tokens=tokens,
+            backend=backend,  # type: ignore[arg-type]
+            max_sessions_per_token=max_sessions_per_token,
+            session_idle_s=session_idle_s,
+            drain_timeout_s=drain_timeout_s,
+            pool_size=pool_size,
+        )
+    except ValidationError as exc:
+        console.print(
+            f"[red]ptc sandbox-server:[/red] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
+        )
+        raise typer.Exit(2) from None
+    console.print(f"[green]openptc sandbox server[/green] on http://{host}:{port} ({backend})")
+    run_server(settings, host, port, log_level)
+
+
 @bench_app.command("sandbox")
 def bench_sandbox(
     quick: Annotated[bool, typer.Option(help="Fewer rounds (for a smoke test).")] = False,

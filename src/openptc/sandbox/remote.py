@@ -1,0 +1,287 @@
+"""Sessions on a sandbox server (``ptc sandbox-server``), for orchestrators that stay small.
+
+The program runs on the server; its tool calls come back over the session's WebSocket and run
+here, where the tools and their secrets are. Connect and call timeouts bound every wait on the
+server; a server or connection that goes away mid-execution is a ``SessionLost`` naming what
+happened, never a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from openptc.sandbox import protocol
+from openptc.sandbox.base import (
+    BlockAwareToolHost,
+    Execution,
+    Isolation,
+    SandboxError,
+    SessionClosed,
+    ToolCallError,
+    ToolCallRecord,
+    ToolHost,
+)
+from openptc.sandbox.host_calls import run_tool_call
+from openptc.server.protocol import SESSION_PATH, execution_from_json, isolation_from_json
+
+# How long past an execution's own timeout the server may take to report its end.
+REPORT_GRACE_S = 10.0
+
+
+class SessionLost(SandboxError):
+    """The server or the connection went away; the session and its variables are gone."""
+
+
+class RemoteSandbox:
+    """A ``Sandbox`` whose sessions live on a sandbox server at ``url``."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        connect_timeout_s: float = 10.0,
+        call_timeout_s: float = 30.0,
+        execution_timeout_s: float = 30.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self._connect_timeout_s = connect_timeout_s
+        self._call_timeout_s = call_timeout_s
+        self.execution_timeout_s = execution_timeout_s
+        self._http = httpx.AsyncClient(
+            base_url=self.url,
+            headers={"authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(call_timeout_s, connect=connect_timeout_s),
+        )
+        self._isolation: Isolation | None = None
+        self._sessions: set[RemoteSession] = set()
+
+    async def __aenter__(self) -> RemoteSandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def isolation(self) -> Isolation:
+        if self._isolation is None:
+            raise SandboxError("the remote sandbox is not started; use `async with` or start()")
+        return self._isolation
+
+    async def start(self) -> None:
+        """Check the server and the token, and learn the server's isolation."""
+        if self._isolation is None:
+            info = await self._request("GET", "/v1/info")
+            self._isolation = isolation_from_json(info["isolation"])
+
+    async def open_session(self) -> RemoteSession:
+        await self.start()
+        created = await self._request("POST", SESSION_PATH)
+        session_id = str(created["id"])
+        ws_url = self.url.replace("http", "ws", 1) + f"{SESSION_PATH}/{session_id}/ws"
+        try:
+            connection = await websockets.connect(
+                ws_url,
+                additional_headers={"authorization": f"Bearer {self._token}"},
+                open_timeout=self._connect_timeout_s,
+                max_size=protocol.MAX_MESSAGE_BYTES,
+                ping_interval=20,
+            )
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            with contextlib.suppress(SandboxError):
+                await self._request("DELETE", f"{SESSION_PATH}/{session_id}")
+            raise SandboxError(
+                f"could not open the session's connection to {self.url}: {exc}"
+            ) from None
+        session = RemoteSession(self, session_id, connection)
+        self._sessions.add(session)
+        return session
+
+    async def aclose(self) -> None:
+        for session in list(self._sessions):
+            await session.close()
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str) -> dict[str, Any]:
+        try:
+            response = await self._http.request(method, path)
+        except httpx.TimeoutException:
+            raise SandboxError(
+                f"the sandbox server at {self.url} did not answer {method} {path} in time"
+            ) from None
+        except httpx.TransportError as exc:
+            raise SandboxError(
+                f"cannot reach the sandbox server at {self.url}: {exc}; is it running?"
+            ) from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                detail = response.text[:200]
+            hint = " (check the token)" if response.status_code == 401 else ""
+            raise SandboxError(
+                f"the sandbox server refused {method} {path}: {response.status_code} {detail}{hint}"
+            )
+        return response.json() if response.content else {}
+
+    def _forget(self, session: RemoteSession) -> None:
+        self._sessions.discard(session)
+
+
+class RemoteSession:
+    """One session on the server: a WebSocket that carries executions and their tool calls."""
+
+    def __init__(self, sandbox: RemoteSandbox, session_id: str, connection: ClientConnection):
+        self._sandbox = sandbox
+        self._id = session_id
+        self._connection = connection
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._lost: str | None = None
+        self._executions = 0
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._lost is not None
+
+    async def execute(
+        self,
+        code: str,
+        tools: ToolHost | None = None,
+        *,
+        timeout_s: float | None = None,
+        output_bytes: int | None = None,
+    ) -> Execution:
+        async with self._lock:
+            if self._closed:
+                raise SessionClosed(f"session {self._id} is closed; open a new session")
+            if self._lost is not None:
+                raise SessionLost(self._lost)
+            self._executions += 1
+            signatures = list(tools.signatures()) if tools is not None else []
+            message: dict[str, Any] = {
+                "type": "execute",
+                "id": self._executions,
+                "code": code,
+                "tools": [{"name": s.name, "params": list(s.params)} for s in signatures],
+                "report_blocked": isinstance(tools, BlockAwareToolHost),
+            }
+            if timeout_s is not None:
+                message["timeout_s"] = timeout_s
+            if output_bytes is not None:
+                message["output_bytes"] = output_bytes
+            limit = (timeout_s or self._sandbox.execution_timeout_s) + REPORT_GRACE_S
+            return await self._run(message, tools, limit)
+
+    async def _run(
+        self, message: dict[str, Any], tools: ToolHost | None, limit: float
+    ) -> Execution:
+        records: list[ToolCallRecord] = []
+        calls: set[asyncio.Task[None]] = set()
+        deadline = time.monotonic() + limit
+        try:
+            await self._connection.send(json.dumps(message))
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                reply = json.loads(await asyncio.wait_for(self._connection.recv(), remaining))
+                kind = reply.get("type")
+                if kind == "tool_calls":
+                    for call_id, tool, args in protocol.parse_tool_calls(reply):
+                        task = asyncio.create_task(self._call(tools, call_id, tool, args, records))
+                        calls.add(task)
+                        task.add_done_callback(calls.discard)
+                elif kind == "blocked" and isinstance(tools, BlockAwareToolHost):
+                    asyncio.get_running_loop().call_soon(tools.program_blocked)
+                elif kind == "done":
+                    ordered = tuple(sorted(records, key=lambda r: r.call_id))
+                    return execution_from_json(reply["execution"], ordered)
+                elif kind == "error":
+                    raise SandboxError(
+                        f"the sandbox server refused the execution: {reply.get('message')}"
+                    )
+        except (ConnectionClosed, OSError) as exc:
+            raise self._lose(
+                f"the connection to the sandbox server at {self._sandbox.url} "
+                f"was lost during the execution ({exc})"
+            ) from None
+        except TimeoutError:
+            raise self._lose(
+                f"the sandbox server at {self._sandbox.url} did not report the end of the "
+                f"execution within {limit:g} s"
+            ) from None
+        finally:
+            for task in list(calls):
+                task.cancel()
+            if calls:
+                await asyncio.gather(*calls, return_exceptions=True)
+
+    async def _call(
+        self,
+        tools: ToolHost | None,
+        call_id: int,
+        tool: str,
+        args: dict[str, Any],
+        records: list[ToolCallRecord],
+    ) -> None:
+        def value(v: Any) -> str:
+            return json.dumps({"type": "tool_result", "id": call_id, "ok": True, "value": v})
+
+        def error(e: Any) -> str:
+            return json.dumps(
+                {
+                    "type": "tool_result",
+                    "id": call_id,
+                    "ok": False,
+                    "error": {"type": e.kind, "message": str(e)},
+                }
+            )
+
+        data = await run_tool_call(
+            tools, call_id, tool, args, records=records, on_value=_checked(value), on_error=error
+        )
+        with contextlib.suppress(ConnectionClosed):
+            await self._connection.send(data)
+
+    def _lose(self, reason: str) -> SessionLost:
+        self._lost = f"{reason}; the session and its variables are gone, open a new session"
+        return SessionLost(self._lost)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._sandbox._forget(self)
+        with contextlib.suppress(Exception):
+            await self._connection.close()
+        if self._lost is None:
+            with contextlib.suppress(SandboxError):
+                await self._sandbox._request("DELETE", f"{SESSION_PATH}/{self._id}")
+
+
+def _checked(encode: Any) -> Any:
+    """A value that is not JSON becomes the program's error, as on the local bridge."""
+
+    def encode_value(v: Any) -> str:
+        try:
+            return str(encode(v))
+        except (TypeError, ValueError) as exc:
+            raise ToolCallError(f"the tool returned a value that is not JSON: {exc}") from None
+
+    return encode_value

@@ -1,0 +1,280 @@
+"""The sandbox server's HTTP and WebSocket surface.
+
+``POST /v1/sessions`` opens a session for the caller's token; ``WS /v1/sessions/{id}/ws`` runs
+programs in it, relaying tool calls to the caller; ``DELETE`` closes it. ``/healthz``,
+``/readyz`` and ``/metrics`` serve the orchestrator (Kubernetes, ECS, Prometheus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from openptc.sandbox.base import Sandbox, ToolSignature
+from openptc.sandbox.local import LocalSandbox
+from openptc.server.config import ServerConfig
+from openptc.server.metrics import ServerMetrics
+from openptc.server.protocol import execution_to_json, isolation_to_json
+from openptc.server.relay import RelayToolHost
+from openptc.server.sessions import HostedSession, SessionLimitReached, SessionRegistry
+
+log = logging.getLogger("openptc.server")
+
+REAP_INTERVAL_S = 5.0
+# WebSocket close codes in the private range: the client maps them to clear errors.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_BUSY = 4409
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    sandbox: Sandbox
+    sessions: SessionRegistry
+    metrics: ServerMetrics
+    draining: bool = False
+    ready: bool = False
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _bearer(connection: HTTPConnection) -> str | None:
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _make_sandbox(config: ServerConfig) -> Sandbox:
+    if config.backend == "docker":
+        from openptc.sandbox.docker import DockerSandbox  # type: ignore[import-not-found,unused-ignore]
+
+        sandbox: Sandbox = DockerSandbox(config.limits, pool_size=config.pool_size)
+        return sandbox
+    return LocalSandbox(
+        config.limits, pool_size=config.pool_size, idle_timeout_s=config.session_idle_s * 2
+    )
+
+
+def create_server_app(config: ServerConfig, *, sandbox: Sandbox | None = None) -> Starlette:
+    """The sandbox server as an ASGI app (``ptc sandbox-server`` serves it with uvicorn)."""
+    holder: dict[str, ServerState] = {}
+
+    def state() -> ServerState:
+        return holder["state"]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        chosen = sandbox or _make_sandbox(config)
+        start = getattr(chosen, "start", None)
+        if start is not None:
+            await start()
+        registry = SessionRegistry(
+            chosen, per_token=config.max_sessions_per_token, idle_s=config.session_idle_s
+        )
+        current = ServerState(config, chosen, registry, ServerMetrics(), ready=True)
+        holder["state"] = current
+        app.state.server = current  # the drain-aware runner reads it
+        reaper = asyncio.create_task(_reap_forever(current))
+        log.info("sandbox server ready", extra={"backend": config.backend})
+        try:
+            yield
+        finally:
+            current.ready = False
+            reaper.cancel()
+            await asyncio.gather(reaper, *current.background, return_exceptions=True)
+            await registry.close_all()
+            if sandbox is None:
+                await chosen.aclose()
+
+    def owner(connection: HTTPConnection) -> str | None:
+        return state().config.owner_of(_bearer(connection))
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        current = state()
+        if current.draining:
+            return _error(503, "draining", "the server is draining; send new sessions elsewhere")
+        if not current.ready:
+            return _error(503, "starting", "the server is not ready yet")
+        return JSONResponse({"status": "ready", "sessions": len(current.sessions)})
+
+    async def metrics(request: Request) -> Response:
+        current = state()
+        current.metrics.sessions_active.set(len(current.sessions))
+        return Response(current.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def info(request: Request) -> Response:
+        if owner(request) is None:
+            return _error(401, "unauthorized", "send a valid token as 'Authorization: Bearer …'")
+        current = state()
+        return JSONResponse(
+            {
+                "isolation": isolation_to_json(current.sandbox.isolation),
+                "backend": current.config.backend,
+                "draining": current.draining,
+            }
+        )
+
+    async def create_session(request: Request) -> Response:
+        who = owner(request)
+        if who is None:
+            return _error(401, "unauthorized", "send a valid token as 'Authorization: Bearer …'")
+        current = state()
+        if current.draining:
+            return _error(503, "draining", "the server is draining; open the session elsewhere")
+        try:
+            hosted = await current.sessions.create(who)
+        except SessionLimitReached as exc:
+            return _error(429, "session_limit", str(exc))
+        current.metrics.sessions_total.inc()
+        log.info("session opened", extra={"session_id": hosted.id})
+        return JSONResponse({"id": hosted.id}, status_code=201)
+
+    async def delete_session(request: Request) -> Response:
+        who = owner(request)
+        if who is None:
+            return _error(401, "unauthorized", "send a valid token as 'Authorization: Bearer …'")
+        hosted = state().sessions.get(request.path_params["session_id"], who)
+        if hosted is None:
+            return _error(404, "not_found", "no such session for this token")
+        await state().sessions.close(hosted)
+        log.info("session closed", extra={"session_id": hosted.id})
+        return Response(status_code=204)
+
+    async def session_socket(websocket: WebSocket) -> None:
+        who = owner(websocket)
+        if who is None:
+            await websocket.close(code=CLOSE_UNAUTHORIZED, reason="invalid token")
+            return
+        hosted = state().sessions.get(websocket.path_params["session_id"], who)
+        if hosted is None:
+            await websocket.close(code=CLOSE_NOT_FOUND, reason="no such session for this token")
+            return
+        if hosted.connected:
+            await websocket.close(code=CLOSE_BUSY, reason="the session has a connection already")
+            return
+        await websocket.accept()
+        hosted.connected = True
+        try:
+            await _serve_socket(websocket, hosted, state())
+        finally:
+            hosted.connected = False
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        Route("/v1/info", info),
+        Route("/v1/sessions", create_session, methods=["POST"]),
+        Route("/v1/sessions/{session_id}", delete_session, methods=["DELETE"]),
+        WebSocketRoute("/v1/sessions/{session_id}/ws", session_socket),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _reap_forever(state: ServerState) -> None:
+    while True:
+        await asyncio.sleep(min(REAP_INTERVAL_S, state.config.session_idle_s / 2))
+        with contextlib.suppress(Exception):
+            reaped = await state.sessions.reap_idle()
+            if reaped:
+                log.info("idle sessions closed", extra={"count": reaped})
+
+
+async def _serve_socket(websocket: WebSocket, hosted: HostedSession, state: ServerState) -> None:
+    """One connection: executions one at a time, tool results routed to the running one."""
+    outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sender = asyncio.create_task(_send_forever(websocket, outgoing))
+    relay: RelayToolHost | None = None
+    try:
+        while True:
+            try:
+                message = json.loads(await websocket.receive_text())
+            except (ValueError, TypeError):
+                outgoing.put_nowait(_socket_error("bad_message", "messages must be JSON objects"))
+                continue
+            kind = message.get("type") if isinstance(message, dict) else None
+            if kind == "tool_result" and relay is not None:
+                relay.resolve(message)
+            elif kind == "execute":
+                if hosted.executing:
+                    outgoing.put_nowait(_socket_error("busy", "an execution is already running"))
+                elif state.draining:
+                    outgoing.put_nowait(
+                        _socket_error("draining", "the server is draining; no new executions")
+                    )
+                else:
+                    relay = _start_execution(message, hosted, state, outgoing)
+            else:
+                outgoing.put_nowait(_socket_error("bad_message", f"unexpected message {kind!r}"))
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if relay is not None:
+            relay.disconnect()
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+
+
+def _start_execution(
+    message: dict[str, Any],
+    hosted: HostedSession,
+    state: ServerState,
+    outgoing: asyncio.Queue[dict[str, Any]],
+) -> RelayToolHost:
+    tools = [
+        ToolSignature(str(t["name"]), tuple(t.get("params", ()))) for t in message.get("tools", [])
+    ]
+    relay = RelayToolHost(tools, outgoing, report_blocked=bool(message.get("report_blocked")))
+    hosted.executing = True
+    hosted.last_used = time.monotonic()
+
+    async def run() -> None:
+        try:
+            execution = await hosted.session.execute(
+                str(message.get("code", "")),
+                relay,
+                timeout_s=message.get("timeout_s"),
+                output_bytes=message.get("output_bytes"),
+            )
+            state.metrics.observe(execution)
+            outgoing.put_nowait(
+                {"type": "done", "id": message.get("id"), "execution": execution_to_json(execution)}
+            )
+        except Exception as exc:
+            outgoing.put_nowait(_socket_error("sandbox_failed", f"the sandbox failed: {exc}"))
+        finally:
+            hosted.executing = False
+            hosted.last_used = time.monotonic()
+
+    task = asyncio.create_task(run())
+    state.background.add(task)
+    task.add_done_callback(state.background.discard)
+    return relay
+
+
+def _socket_error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
+async def _send_forever(websocket: WebSocket, outgoing: asyncio.Queue[dict[str, Any]]) -> None:
+    with contextlib.suppress(Exception):
+        while True:
+            await websocket.send_text(json.dumps(await outgoing.get(), separators=(",", ":")))

@@ -1,0 +1,95 @@
+"""The sandbox server's messages, shared by the server and its client (``sandbox/remote.py``).
+
+The bridge's messages (``sandbox/protocol.py``), carried as WebSocket text frames, plus the
+execution's result as JSON. One WebSocket per session:
+
+    client -> server  {"type": "execute", "id", "code", "tools": [{"name", "params"}],
+                       "timeout_s"?, "output_bytes"?, "report_blocked"?}
+                      {"type": "tool_result", "id", "ok", "value" | "error": {"type", "message"}}
+    server -> client  {"type": "tool_calls", "calls": [{"id", "tool", "args"}]}
+                      {"type": "blocked"}            (when the client asked for it)
+                      {"type": "done", "id", "execution": {...}}
+                      {"type": "error", "code", "message"}   (the request could not be served)
+
+Tools never leave the orchestrator: the server only relays calls and results.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openptc.sandbox.base import (
+    Execution,
+    ExecutionError,
+    Isolation,
+    ToolCallRecord,
+)
+
+SESSION_PATH = "/v1/sessions"
+
+
+def isolation_to_json(isolation: Isolation) -> dict[str, Any]:
+    return {
+        "level": isolation.level,
+        "namespaces": list(isolation.namespaces),
+        "dedicated_uid": isolation.dedicated_uid,
+        "read_only_root": isolation.read_only_root,
+        "warnings": list(isolation.warnings),
+    }
+
+
+def isolation_from_json(data: dict[str, Any]) -> Isolation:
+    return Isolation(
+        level=data["level"],
+        namespaces=tuple(data.get("namespaces", ())),
+        dedicated_uid=bool(data.get("dedicated_uid", False)),
+        read_only_root=bool(data.get("read_only_root", False)),
+        warnings=tuple(data.get("warnings", ())),
+    )
+
+
+def execution_to_json(execution: Execution) -> dict[str, Any]:
+    error = execution.error
+    return {
+        "stdout": execution.stdout,
+        "stderr": execution.stderr,
+        "error": None
+        if error is None
+        else {
+            "kind": error.kind,
+            "type": error.type,
+            "message": error.message,
+            "traceback": error.traceback,
+            "line": error.line,
+        },
+        "duration_ms": execution.duration_ms,
+        "isolation": isolation_to_json(execution.isolation),
+        "stdout_truncated": execution.stdout_truncated,
+        "notices": list(execution.notices),
+    }
+
+
+def execution_from_json(data: dict[str, Any], tool_calls: tuple[ToolCallRecord, ...]) -> Execution:
+    """The server's result with the client's own log of the tool calls it ran."""
+    raw = data.get("error")
+    error = (
+        None
+        if raw is None
+        else ExecutionError(
+            kind=raw["kind"],
+            type=str(raw["type"]),
+            message=str(raw["message"]),
+            traceback=str(raw.get("traceback", "")),
+            line=raw.get("line"),
+        )
+    )
+    return Execution(
+        stdout=str(data["stdout"]),
+        stderr=str(data["stderr"]),
+        error=error,
+        tool_calls=tool_calls,
+        duration_ms=float(data["duration_ms"]),
+        isolation=isolation_from_json(data["isolation"]),
+        stdout_truncated=bool(data.get("stdout_truncated", False)),
+        notices=tuple(str(n) for n in data.get("notices", ())),
+    )

@@ -1,0 +1,78 @@
+"""The sessions a server holds, whose token owns each, and when an idle one is closed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+from openptc.sandbox.base import Sandbox, Session
+
+
+class SessionLimitReached(Exception):
+    """The token already holds as many sessions as it may."""
+
+
+@dataclass
+class HostedSession:
+    session: Session
+    owner: str
+    last_used: float = field(default_factory=time.monotonic)
+    executing: bool = False
+    connected: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.session.id
+
+
+class SessionRegistry:
+    def __init__(self, sandbox: Sandbox, *, per_token: int, idle_s: float) -> None:
+        self._sandbox = sandbox
+        self._per_token = per_token
+        self._idle_s = idle_s
+        self._sessions: dict[str, HostedSession] = {}
+        self._lock = asyncio.Lock()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    @property
+    def executing(self) -> int:
+        return sum(1 for s in self._sessions.values() if s.executing)
+
+    async def create(self, owner: str) -> HostedSession:
+        async with self._lock:  # count and add in one step: concurrent creates cannot overshoot
+            held = sum(1 for s in self._sessions.values() if s.owner == owner)
+            if held >= self._per_token:
+                raise SessionLimitReached(
+                    f"this token already holds {held} sessions (its limit); close one first"
+                )
+            hosted = HostedSession(await self._sandbox.open_session(), owner)
+            self._sessions[hosted.id] = hosted
+            return hosted
+
+    def get(self, session_id: str, owner: str) -> HostedSession | None:
+        """The session, only for the token that owns it (others see nothing)."""
+        hosted = self._sessions.get(session_id)
+        if hosted is None or hosted.owner != owner or hosted.session.closed:
+            return None
+        return hosted
+
+    async def close(self, hosted: HostedSession) -> None:
+        self._sessions.pop(hosted.id, None)
+        with contextlib.suppress(Exception):
+            await hosted.session.close()
+
+    async def reap_idle(self) -> int:
+        """Close sessions nobody used for ``idle_s`` (and not executing)."""
+        cutoff = time.monotonic() - self._idle_s
+        idle = [s for s in self._sessions.values() if not s.executing and s.last_used < cutoff]
+        for hosted in idle:
+            await self.close(hosted)
+        return len(idle)
+
+    async def close_all(self) -> None:
+        for hosted in list(self._sessions.values()):
+            await self.close(hosted)
