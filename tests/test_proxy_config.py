@@ -63,3 +63,23 @@ def test_a_config_file_and_flags_combine(tmp_path: Path) -> None:
     assert sorted(config.models) == ["a", "b"]
     assert config.key_for("file-key") is not None and config.key_for("flag-key") is not None
     assert config.container_idle_s == 60 and config.redis_url == "redis://127.0.0.1/0"
+
+
+def test_deployment_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PTC_ADVERTISE_URL", "http://10.1.2.3:8082")
+    monkeypatch.setenv("PTC_SANDBOX_URL", "http://sandbox:8090")
+    monkeypatch.setenv("PTC_SANDBOX_TOKEN", "tok")
+    config = build_config(None, ["*=scripted:expense-audit"], ["k"], None)
+    assert config.advertise_url == "http://10.1.2.3:8082"
+    assert config.sandbox_url == "http://sandbox:8090"
+    assert config.sandbox_token is not None and config.sandbox_token.get_secret_value() == "tok"
+    flagged = build_config(
+        None, ["*=scripted:expense-audit"], ["k"], None, advertise_url="http://flag:1"
+    )
+    assert flagged.advertise_url == "http://flag:1"  # a flag beats the environment
+
+
+def test_a_sandbox_url_without_a_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PTC_SANDBOX_TOKEN", raising=False)
+    with pytest.raises(ValueError, match="sandbox_token"):
+        build_config(None, ["m=x:y"], ["k"], None, sandbox_url="http://sandbox:8090")

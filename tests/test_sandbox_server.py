@@ -180,3 +180,37 @@ async def test_sigterm_drains_running_executions_and_refuses_new_work() -> None:
             assert execution.error is None and execution.stdout == "DRAINED\n"
             await asyncio.to_thread(process.wait, 30)  # then the server stops by itself
         assert process.returncode == 0
+
+
+async def test_the_proxy_runs_its_programs_on_a_sandbox_server() -> None:
+    from fakes.proxy_setup import CODE_TOOL, answer_calls, config, expense_tools, running_proxy
+
+    async with running_server() as url:
+        settings = config(sandbox_url=url, sandbox_token=TOKEN)
+        async with running_proxy(settings) as proxy:
+            client = proxy.client()
+            tools = [CODE_TOOL, *expense_tools()]
+            messages: list[dict[str, object]] = [{"role": "user", "content": expense.QUESTION}]
+            response = await client.messages.create(
+                model="claude-expense", max_tokens=1024, messages=messages, tools=tools
+            )
+            batches = []
+            while response.stop_reason == "tool_use":
+                batches.append(sum(1 for b in response.content if b.type == "tool_use"))
+                messages += [
+                    {"role": "assistant", "content": response.content},
+                    {"role": "user", "content": await answer_calls(response.content)},
+                ]
+                response = await client.messages.create(
+                    model="claude-expense",
+                    max_tokens=1024,
+                    messages=messages,
+                    tools=tools,
+                    container=response.container.id,
+                )
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"{url}/metrics")).text
+    # Exact batching survives the relay: the server forwards the runtime's "blocked".
+    assert batches == [1, 48]
+    assert expense.is_correct(response.content[-1].text)
+    assert "ptc_sandbox_tool_calls_total 49.0" in metrics

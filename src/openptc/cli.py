@@ -244,13 +244,28 @@ def serve(
     redis_url: Annotated[
         str | None, typer.Option(help="Share containers between replicas through Redis.")
     ] = None,
+    advertise_url: Annotated[
+        str | None,
+        typer.Option(help="How other replicas reach this one (or PTC_ADVERTISE_URL)."),
+    ] = None,
+    sandbox_url: Annotated[
+        str | None,
+        typer.Option(help="Run programs on this sandbox server (token: PTC_SANDBOX_TOKEN)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve the Anthropic Messages API, with programmatic tool calling, on any model."""
     from openptc.proxy.serve import ServeConfigError, build_config, run_server
 
     try:
-        settings = build_config(config, model, api_key, redis_url)
+        settings = build_config(
+            config,
+            model,
+            api_key,
+            redis_url,
+            advertise_url=advertise_url,
+            sandbox_url=sandbox_url,
+        )
     except (ServeConfigError, ValueError, OSError) as exc:
         console.print(f"[red]ptc serve:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -276,6 +291,9 @@ def sandbox_server(
         float, typer.Option(help="On SIGTERM, how long running executions may finish.")
     ] = 60.0,
     pool_size: Annotated[int, typer.Option(help="Sandboxes kept started and ready.")] = 2,
+    max_execution_s: Annotated[
+        float, typer.Option(help="Longest wall clock a client may ask for one execution.")
+    ] = 600.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run sandbox sessions for remote orchestrators (HTTP + WebSocket); tools stay with them."""
@@ -296,6 +314,7 @@ def sandbox_server(
             session_idle_s=session_idle_s,
             drain_timeout_s=drain_timeout_s,
             pool_size=pool_size,
+            max_execution_s=max_execution_s,
         )
     except ValidationError as exc:
         console.print(

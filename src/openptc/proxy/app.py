@@ -47,7 +47,7 @@ from openptc.proxy.wire import (
     TextContent,
     TokenCount,
 )
-from openptc.sandbox.base import Sandbox
+from openptc.sandbox.base import Limits, Sandbox
 from openptc.sandbox.local import LocalSandbox
 
 log = logging.getLogger("openptc.proxy")
@@ -398,13 +398,10 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         chosen_store = store or _store_from(config)
         limits = dataclasses.replace(config.sandbox_limits, timeout_s=config.program_timeout_s)
-        chosen_sandbox = sandbox or LocalSandbox(
-            limits,
-            pool_size=config.pool_size,
-            idle_timeout_s=max(600.0, 2 * config.container_idle_s),
-        )
-        if isinstance(chosen_sandbox, LocalSandbox):
-            await chosen_sandbox.start()  # probe isolation and fill the pool before requests
+        chosen_sandbox = sandbox or _sandbox_from(config, limits)
+        start = getattr(chosen_sandbox, "start", None)
+        if start is not None:
+            await start()  # probe isolation / reach the server, fill the pool, before requests
         containers = ContainerManager(config, chosen_store, chosen_sandbox)
         runner = TurnRunner(config, containers, model_for or _cached_models())
         forwarder = Forwarder(config.advertise_url) if config.advertise_url else None
@@ -455,6 +452,23 @@ async def _method_handler(request: Request, exc: Exception) -> Response:
         status=405,
     )
     return _error_response(error, new_id("req_"))
+
+
+def _sandbox_from(config: ProxyConfig, limits: Limits) -> Sandbox:
+    if config.sandbox_url is None:
+        return LocalSandbox(
+            limits,
+            pool_size=config.pool_size,
+            idle_timeout_s=max(600.0, 2 * config.container_idle_s),
+        )
+    from openptc.sandbox.remote import RemoteSandbox
+
+    assert config.sandbox_token is not None  # the config's validator requires it
+    return RemoteSandbox(
+        config.sandbox_url,
+        config.sandbox_token.get_secret_value(),
+        execution_timeout_s=config.program_timeout_s,
+    )
 
 
 def _store_from(config: ProxyConfig) -> RecordStore:

@@ -10,7 +10,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from openptc.proxy.errors import not_found
 from openptc.sandbox.base import Limits
@@ -50,7 +50,16 @@ class ProxyConfig(BaseModel):
     # then forward a container's requests here instead of rebuilding it. None: never forward.
     advertise_url: str | None = None
     sandbox_limits: Limits = Field(default_factory=Limits)
+    # Run programs on a sandbox server (``ptc sandbox-server``) instead of in local sandboxes.
+    sandbox_url: str | None = None
+    sandbox_token: SecretStr | None = None
     pool_size: int = Field(default=2, ge=0)
+
+    @model_validator(mode="after")
+    def _sandbox_server_needs_a_token(self) -> ProxyConfig:
+        if self.sandbox_url is not None and self.sandbox_token is None:
+            raise ValueError("sandbox_url needs sandbox_token, a token of that sandbox server")
+        return self
 
     @classmethod
     def load(cls, path: str | Path) -> ProxyConfig:

@@ -10,6 +10,13 @@ from pydantic import SecretStr
 from openptc.proxy.config import ApiKey, ProxyConfig
 
 KEYS_ENV = "PTC_PROXY_API_KEYS"
+# Settings a deployment passes in the environment (a pod's IP, a secret), by config field.
+ENV_SETTINGS = {
+    "advertise_url": "PTC_ADVERTISE_URL",
+    "sandbox_url": "PTC_SANDBOX_URL",
+    "sandbox_token": "PTC_SANDBOX_TOKEN",
+    "redis_url": "PTC_REDIS_URL",
+}
 
 
 class ServeConfigError(ValueError):
@@ -21,8 +28,12 @@ def build_config(
     models: list[str],
     api_keys: list[str],
     redis_url: str | None,
+    *,
+    advertise_url: str | None = None,
+    sandbox_url: str | None = None,
 ) -> ProxyConfig:
-    """A file gives the base; flags add models and keys; ``PTC_PROXY_API_KEYS`` adds keys."""
+    """A file gives the base; the environment (``ENV_SETTINGS``, ``PTC_PROXY_API_KEYS``)
+    overrides it; flags override both."""
     base = ProxyConfig.load(config_file) if config_file is not None else None
     mapping = dict(base.models) if base is not None else {}
     for item in models:
@@ -48,8 +59,11 @@ def build_config(
         )
     data = base.model_dump() if base is not None else {}
     data |= {"models": mapping, "api_keys": keys}
-    if redis_url is not None:
-        data["redis_url"] = redis_url
+    for field, variable in ENV_SETTINGS.items():
+        if os.environ.get(variable):
+            data[field] = os.environ[variable]
+    flags = {"redis_url": redis_url, "advertise_url": advertise_url, "sandbox_url": sandbox_url}
+    data |= {field: value for field, value in flags.items() if value is not None}
     return ProxyConfig.model_validate(data)
 
 

@@ -181,11 +181,11 @@ class RemoteSession:
                 "tools": [{"name": s.name, "params": list(s.params)} for s in signatures],
                 "report_blocked": isinstance(tools, BlockAwareToolHost),
             }
-            if timeout_s is not None:
-                message["timeout_s"] = timeout_s
+            wall = timeout_s if timeout_s is not None else self._sandbox.execution_timeout_s
+            message["timeout_s"] = wall  # the server caps it at its own maximum
             if output_bytes is not None:
                 message["output_bytes"] = output_bytes
-            limit = (timeout_s or self._sandbox.execution_timeout_s) + REPORT_GRACE_S
+            limit = wall + REPORT_GRACE_S
             return await self._run(message, tools, limit)
 
     async def _run(

@@ -63,10 +63,12 @@ def _make_sandbox(config: ServerConfig) -> Sandbox:
     if config.backend == "docker":
         from openptc.sandbox.docker import DockerSandbox  # type: ignore[import-not-found,unused-ignore]
 
-        sandbox: Sandbox = DockerSandbox(config.limits, pool_size=config.pool_size)
+        sandbox: Sandbox = DockerSandbox(config.sandbox_limits(), pool_size=config.pool_size)
         return sandbox
     return LocalSandbox(
-        config.limits, pool_size=config.pool_size, idle_timeout_s=config.session_idle_s * 2
+        config.sandbox_limits(),
+        pool_size=config.pool_size,
+        idle_timeout_s=config.session_idle_s * 2,
     )
 
 

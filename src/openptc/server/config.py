@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from typing import Literal
@@ -22,7 +23,13 @@ class ServerConfig(BaseModel):
     session_idle_s: float = Field(default=600.0, gt=0)
     drain_timeout_s: float = Field(default=60.0, ge=0)
     pool_size: int = Field(default=2, ge=0)
+    # An execution's wall clock is the client's to choose, up to this (a proxy's paused
+    # programs wait minutes for their clients); the other limits apply to every session.
+    max_execution_s: float = Field(default=600.0, gt=0)
     limits: Limits = Field(default_factory=Limits)
+
+    def sandbox_limits(self) -> Limits:
+        return dataclasses.replace(self.limits, timeout_s=self.max_execution_s)
 
     def owner_of(self, presented: str | None) -> str | None:
         """The digest that names a valid token's sessions; None for a missing or wrong token."""
