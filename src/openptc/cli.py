@@ -429,3 +429,40 @@ def bench_proxy(
     if any(figure["details"].get("errors") for figure in report["figures"]):
         console.print("[red]some requests failed: see error_samples in the results[/red]")
         raise typer.Exit(1)
+
+
+@bench_app.command("fleet")
+def bench_fleet(
+    rounds: Annotated[int, typer.Option(help="Executions per latency figure.")] = 30,
+    per_session: Annotated[int, typer.Option(help="Executions per session for throughput.")] = 10,
+    out: Annotated[Path, typer.Option(help="Directory for the JSON results.")] = RESULTS_DIR,
+) -> None:
+    """Remote and Docker backends against the local one; the sandbox server's throughput."""
+    from openptc.bench.fleet_bench import run_fleet_bench
+
+    report = asyncio.run(
+        run_fleet_bench(
+            rounds=rounds, per_session=per_session, progress=lambda m: console.print(f"  {m}")
+        )
+    )
+    table = Table("figure", "p50", "p95", "local p50", "ratio", title="backends vs local")
+    for f in report["figures"]:
+        table.add_row(
+            f["name"],
+            f"{f['ours_p50']:.2f} {f['unit']}",
+            f"{f['ours_p95']:.2f} {f['unit']}",
+            f"{f['local_p50']:.2f} {f['unit']}",
+            f"{f['ratio']:.2f}x",
+        )
+    console.print(table)
+    rates = Table("sessions", "remote exec/s", "local exec/s", "ratio", title="throughput")
+    for t in report["throughput"]:
+        rates.add_row(
+            str(t["sessions"]),
+            f"{t['remote_per_s']:.0f}",
+            f"{t['local_per_s']:.0f}",
+            f"{t['ratio']:.2f}x",
+        )
+    console.print(rates)
+    console.print(f"docker: {report['docker']}")
+    console.print(f"results written to {write_report(report, out)}")
