@@ -53,11 +53,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure(level: str = "info") -> None:
-    """JSON lines on stderr for the proxy's loggers (``ptc serve`` calls this)."""
+def configure(level: str = "info", name: str = "openptc.proxy") -> None:
+    """JSON lines on stderr for one server's loggers (``ptc serve`` and ``ptc sandbox-server``
+    call this)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("openptc.proxy")
+    logger = logging.getLogger(name)
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())
     logger.propagate = False

@@ -58,6 +58,9 @@ class DrainingServer(uvicorn.Server):
 
 
 def run_server(config: ServerConfig, host: str, port: int, log_level: str = "info") -> None:
+    from openptc.proxy.logs import configure
+
+    configure(log_level, "openptc.server")
     app = create_server_app(config)
     uvicorn_config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, lifespan="on", ws="websockets"
