@@ -447,7 +447,7 @@ async def test_logs_carry_ids_and_never_keys_code_or_payloads(
     assert any(getattr(r, "container_id", None) == container for r in records)
     requests = [r for r in records if r.getMessage() == "request"]
     assert len(requests) == 3 and all(getattr(r, "status", None) == 200 for r in requests)
-    from openptc.proxy.logs import JsonFormatter
+    from openptc.logs import JsonFormatter
 
     lines = [JsonFormatter().format(r) for r in records]
     in_requests = [json.loads(line) for line in lines if "started" not in line]

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from openptc.logs import install_request_ids, request_id_var
 from openptc.models.base import Model, ModelRequest
 from openptc.models.resolve import model_from_string
 from openptc.models.tokens import count_request_tokens
@@ -31,7 +32,6 @@ from openptc.proxy.containers import ContainerManager, new_id
 from openptc.proxy.errors import ApiError, invalid
 from openptc.proxy.forwarding import FORWARDED_HEADER, Forwarder
 from openptc.proxy.history import read_conversation
-from openptc.proxy.logs import install_request_ids, request_id_var
 from openptc.proxy.openapi import openapi_document
 from openptc.proxy.prompting import backend_tools
 from openptc.proxy.store import MemoryStore, RecordStore

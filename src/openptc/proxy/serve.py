@@ -70,8 +70,8 @@ def build_config(
 def run_server(config: ProxyConfig, host: str, port: int, log_level: str) -> None:
     import uvicorn
 
+    from openptc.logs import configure
     from openptc.proxy.app import create_app
-    from openptc.proxy.logs import configure
 
     configure(log_level)
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False)

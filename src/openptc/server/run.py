@@ -58,7 +58,7 @@ class DrainingServer(uvicorn.Server):
 
 
 def run_server(config: ServerConfig, host: str, port: int, log_level: str = "info") -> None:
-    from openptc.proxy.logs import configure
+    from openptc.logs import configure
 
     configure(log_level, "openptc.server")
     app = create_server_app(config)

@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object per line, with the request id and container id.
+"""Structured logs for the servers (proxy, sandbox server): one JSON object per line.
 
 Info level carries ids, counts and durations only — never keys, code, tool inputs or results.
 The request id reaches log lines written deep in the container code through a context variable
