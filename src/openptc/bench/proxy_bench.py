@@ -166,7 +166,7 @@ def serve_main(argv: Sequence[str]) -> None:
 
     kind = argv[0]
     if kind == "proxy":
-        from openptc.proxy.logs import configure
+        from openptc.logs import configure
 
         configure(LOG_LEVEL)  # as ``ptc serve`` does
         app = proxy_app()
