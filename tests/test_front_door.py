@@ -38,7 +38,7 @@ def test_readme_library_example_runs_as_written() -> None:
 
 def test_readme_replay_example_runs_as_written() -> None:
     blocks = readme_python_blocks()
-    assert len(blocks) == 3  # every python block of the README is run by a test
+    assert len(blocks) == 4  # every python block of the README is run by a test
     done = run(sys.executable, "-c", blocks[1])
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -170,3 +170,22 @@ def test_ptc_serve_says_what_is_missing() -> None:
     done = run(PTC, "serve", "--api-key", "k")
     assert done.returncode == 2
     assert "--model NAME=MODEL_STRING" in done.stdout
+
+
+def test_readme_fleet_example_runs_against_ptc_sandbox_server() -> None:
+    from fakes.sandbox_server import TOKEN, server_process
+
+    with server_process() as (url, _):
+        env = {"PATH": "/usr/bin:/bin", "PTC_SANDBOX_URL": url, "PTC_SANDBOX_TOKEN": TOKEN}
+        done = subprocess.run(
+            [sys.executable, "-c", readme_python_blocks()[3]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "program ran on the server; its 49 tool calls ran here",
+        "4 of 24 engineering members exceeded their Q3 travel budget",
+    ]
