@@ -107,10 +107,11 @@ async def test_tokens_limits_and_ownership() -> None:
             with pytest.raises(SandboxError, match="limit"):
                 await mine.open_session()
             await theirs.open_session()  # another token has its own limit
-            async with httpx.AsyncClient(headers={"authorization": f"Bearer {OTHER_TOKEN}"}) as h:
-                gone = await h.delete(f"{url}/v1/sessions/{first.id}")
-            assert gone.status_code == 404  # not theirs to close
-            assert (await first.execute("print(1)")).stdout == "1\n"
+            await first.close()  # closing a session frees its place
+            third = await mine.open_session()
+            assert (await third.execute("print(1)")).stdout == "1\n"
+            with pytest.raises(SandboxError, match="closed"):
+                await first.execute("print(1)")
 
 
 async def test_idle_sessions_are_reaped() -> None:
@@ -124,7 +125,7 @@ async def test_idle_sessions_are_reaped() -> None:
                     break
                 await asyncio.sleep(0.1)
         assert ready["sessions"] == 0
-        with pytest.raises(SandboxError):
+        with pytest.raises(SessionLost, match="idle"):
             await session.execute("print(x)")
 
 
@@ -153,7 +154,10 @@ async def test_a_server_killed_mid_execution_is_a_clear_session_lost() -> None:
                 await running
             with pytest.raises(SessionLost, match="open a new session"):
                 await session.execute("print(1)")
-            with pytest.raises(SandboxError, match="cannot reach the sandbox server"):
+            with pytest.raises(
+                SandboxError,
+                match=f"(cannot reach the sandbox server at|could not open a session on) {url}",
+            ):
                 await sandbox.open_session()
 
 
@@ -174,8 +178,8 @@ async def test_sigterm_drains_running_executions_and_refuses_new_work() -> None:
                         break
                     await asyncio.sleep(0.02)
                 assert ready.status_code == 503 and ready.json()["error"]["code"] == "draining"
-                refused = await http.post(f"{url}/v1/sessions")
-                assert refused.status_code == 503
+            with pytest.raises(SandboxError, match="draining"):
+                await sandbox.open_session()  # new work goes elsewhere
             execution = await running  # the running execution finished normally
             assert execution.error is None and execution.stdout == "DRAINED\n"
             await asyncio.to_thread(process.wait, 30)  # then the server stops by itself

@@ -9,11 +9,22 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from openptc.proxy.errors import not_found
 from openptc.sandbox.base import Limits
+
+
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """A TOML or JSON settings file as a dict, not yet validated: secrets may come later, from
+    the environment (deployments keep them out of files)."""
+    text = Path(path).read_text()
+    data = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the settings must be a table / JSON object")
+    return data
 
 
 class ApiKey(BaseModel):
@@ -63,9 +74,7 @@ class ProxyConfig(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> ProxyConfig:
-        text = Path(path).read_text()
-        data = tomllib.loads(text) if str(path).endswith(".toml") else json.loads(text)
-        return cls.model_validate(data)
+        return cls.model_validate(read_settings(path))
 
     def model_string(self, requested: str) -> str:
         """The backend model for a requested name, or the API's own 404."""

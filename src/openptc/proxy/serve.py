@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from openptc.proxy.config import ApiKey, ProxyConfig
+from openptc.proxy.config import ApiKey, ProxyConfig, read_settings
 
 KEYS_ENV = "PTC_PROXY_API_KEYS"
 # Settings a deployment passes in the environment (a pod's IP, a secret), by config field.
@@ -34,8 +34,8 @@ def build_config(
 ) -> ProxyConfig:
     """A file gives the base; the environment (``ENV_SETTINGS``, ``PTC_PROXY_API_KEYS``)
     overrides it; flags override both."""
-    base = ProxyConfig.load(config_file) if config_file is not None else None
-    mapping = dict(base.models) if base is not None else {}
+    data = read_settings(config_file) if config_file is not None else {}
+    mapping = dict(data.get("models") or {})
     for item in models:
         name, sep, spec = item.partition("=")
         if not sep or not name or not spec:
@@ -44,7 +44,7 @@ def build_config(
                 "'claude-sonnet-4-6=bedrock:us.anthropic.claude-sonnet-4-6' or '*=ollama:qwen3'"
             )
         mapping[name] = spec
-    keys = list(base.api_keys) if base is not None else []
+    keys: list[object] = list(data.get("api_keys") or [])
     env_keys = [k.strip() for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()]
     added = api_keys + env_keys
     keys += [ApiKey(key=SecretStr(k), name=f"key-{i + 1}") for i, k in enumerate(added)]
@@ -57,7 +57,6 @@ def build_config(
         raise ServeConfigError(
             f"no API key: pass --api-key, set {KEYS_ENV}=key1,key2, or list api_keys in --config"
         )
-    data = base.model_dump() if base is not None else {}
     data |= {"models": mapping, "api_keys": keys}
     for field, variable in ENV_SETTINGS.items():
         if os.environ.get(variable):
@@ -70,8 +69,10 @@ def build_config(
 def run_server(config: ProxyConfig, host: str, port: int, log_level: str) -> None:
     import uvicorn
 
+    from openptc.hardening import make_undumpable
     from openptc.logs import configure
     from openptc.proxy.app import create_app
 
     configure(log_level)
+    make_undumpable()  # programs in process-isolated sandboxes must not read our keys
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, access_log=False)

@@ -86,10 +86,9 @@ class RemoteSandbox:
             self._isolation = isolation_from_json(info["isolation"])
 
     async def open_session(self) -> RemoteSession:
+        """Connect: the connection is the session, on whichever server replica it reached."""
         await self.start()
-        created = await self._request("POST", SESSION_PATH)
-        session_id = str(created["id"])
-        ws_url = self.url.replace("http", "ws", 1) + f"{SESSION_PATH}/{session_id}/ws"
+        ws_url = self.url.replace("http", "ws", 1) + SESSION_PATH
         try:
             connection = await websockets.connect(
                 ws_url,
@@ -98,13 +97,25 @@ class RemoteSandbox:
                 max_size=protocol.MAX_MESSAGE_BYTES,
                 ping_interval=20,
             )
-        except (OSError, TimeoutError, WebSocketException) as exc:
-            with contextlib.suppress(SandboxError):
-                await self._request("DELETE", f"{SESSION_PATH}/{session_id}")
+            hello = json.loads(await asyncio.wait_for(connection.recv(), self._connect_timeout_s))
+        except ConnectionClosed as closed:
+            reason = closed.rcvd.reason if closed.rcvd is not None else str(closed)
+            hint = " (check the token)" if closed.rcvd and closed.rcvd.code == 4401 else ""
             raise SandboxError(
-                f"could not open the session's connection to {self.url}: {exc}"
+                f"the sandbox server at {self.url} refused the session: {reason}{hint}"
             ) from None
-        session = RemoteSession(self, session_id, connection)
+        except TimeoutError:
+            raise SandboxError(
+                f"the sandbox server at {self.url} did not open a session within "
+                f"{self._connect_timeout_s:g} s"
+            ) from None
+        except OSError as exc:
+            raise SandboxError(
+                f"cannot reach the sandbox server at {self.url}: {exc}; is it running?"
+            ) from None
+        except WebSocketException as exc:
+            raise SandboxError(f"could not open a session on {self.url}: {exc}") from None
+        session = RemoteSession(self, str(hello["id"]), connection)
         self._sessions.add(session)
         return session
 
@@ -270,9 +281,6 @@ class RemoteSession:
         self._sandbox._forget(self)
         with contextlib.suppress(Exception):
             await self._connection.close()
-        if self._lost is None:
-            with contextlib.suppress(SandboxError):
-                await self._sandbox._request("DELETE", f"{SESSION_PATH}/{self._id}")
 
 
 def _checked(encode: Any) -> Any:

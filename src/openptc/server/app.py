@@ -1,8 +1,9 @@
 """The sandbox server's HTTP and WebSocket surface.
 
-``POST /v1/sessions`` opens a session for the caller's token; ``WS /v1/sessions/{id}/ws`` runs
-programs in it, relaying tool calls to the caller; ``DELETE`` closes it. ``/healthz``,
-``/readyz`` and ``/metrics`` serve the orchestrator (Kubernetes, ECS, Prometheus).
+A WebSocket to ``/v1/sessions`` is a session: it opens with the connection (on whichever
+replica the connection reached), runs programs one at a time, relays their tool calls to the
+caller, and closes with it. ``/healthz``, ``/readyz`` and ``/metrics`` serve the orchestrator
+(Kubernetes, ECS, Prometheus); ``/v1/info`` tells a client the isolation it will get.
 """
 
 from __future__ import annotations
@@ -26,17 +27,18 @@ from openptc.sandbox.base import Sandbox, ToolSignature
 from openptc.sandbox.local import LocalSandbox
 from openptc.server.config import ServerConfig
 from openptc.server.metrics import ServerMetrics
-from openptc.server.protocol import execution_to_json, isolation_to_json
+from openptc.server.protocol import SESSION_PATH, execution_to_json, isolation_to_json
 from openptc.server.relay import RelayToolHost
 from openptc.server.sessions import HostedSession, SessionLimitReached, SessionRegistry
 
 log = logging.getLogger("openptc.server")
 
 REAP_INTERVAL_S = 5.0
-# WebSocket close codes in the private range: the client maps them to clear errors.
+# WebSocket close codes in the private range, named after the HTTP status they stand for.
 CLOSE_UNAUTHORIZED = 4401
-CLOSE_NOT_FOUND = 4404
-CLOSE_BUSY = 4409
+CLOSE_IDLE = 4408
+CLOSE_LIMIT = 4429
+CLOSE_DRAINING = 4503
 
 
 @dataclass
@@ -134,59 +136,56 @@ def create_server_app(config: ServerConfig, *, sandbox: Sandbox | None = None) -
             }
         )
 
-    async def create_session(request: Request) -> Response:
-        who = owner(request)
-        if who is None:
-            return _error(401, "unauthorized", "send a valid token as 'Authorization: Bearer …'")
+    async def session_socket(websocket: WebSocket) -> None:
+        """One connection is one session, on this replica: a load balancer that spreads
+        connections cannot split a session from its interpreter."""
         current = state()
+        await websocket.accept()
+        who = owner(websocket)
+        if who is None:
+            await websocket.close(
+                CLOSE_UNAUTHORIZED, "send a valid token as 'Authorization: Bearer …'"
+            )
+            return
         if current.draining:
-            return _error(503, "draining", "the server is draining; open the session elsewhere")
+            await websocket.close(
+                CLOSE_DRAINING, "the server is draining; open the session elsewhere"
+            )
+            return
         try:
             hosted = await current.sessions.create(who)
         except SessionLimitReached as exc:
-            return _error(429, "session_limit", str(exc))
+            await websocket.close(CLOSE_LIMIT, str(exc))
+            return
         current.metrics.sessions_total.inc()
         log.info("session opened", extra={"session_id": hosted.id})
-        return JSONResponse({"id": hosted.id}, status_code=201)
 
-    async def delete_session(request: Request) -> Response:
-        who = owner(request)
-        if who is None:
-            return _error(401, "unauthorized", "send a valid token as 'Authorization: Bearer …'")
-        hosted = state().sessions.get(request.path_params["session_id"], who)
-        if hosted is None:
-            return _error(404, "not_found", "no such session for this token")
-        await state().sessions.close(hosted)
-        log.info("session closed", extra={"session_id": hosted.id})
-        return Response(status_code=204)
+        async def hang_up() -> None:
+            await websocket.close(CLOSE_IDLE, "the session was closed by the server (idle)")
 
-    async def session_socket(websocket: WebSocket) -> None:
-        who = owner(websocket)
-        if who is None:
-            await websocket.close(code=CLOSE_UNAUTHORIZED, reason="invalid token")
-            return
-        hosted = state().sessions.get(websocket.path_params["session_id"], who)
-        if hosted is None:
-            await websocket.close(code=CLOSE_NOT_FOUND, reason="no such session for this token")
-            return
-        if hosted.connected:
-            await websocket.close(code=CLOSE_BUSY, reason="the session has a connection already")
-            return
-        await websocket.accept()
-        hosted.connected = True
+        hosted.hang_up = hang_up
         try:
-            await _serve_socket(websocket, hosted, state())
+            await websocket.send_text(
+                json.dumps(
+                    {
+                        "type": "session",
+                        "id": hosted.id,
+                        "isolation": isolation_to_json(current.sandbox.isolation),
+                    }
+                )
+            )
+            await _serve_socket(websocket, hosted, current)
         finally:
-            hosted.connected = False
+            hosted.hang_up = None  # the connection is already gone
+            await current.sessions.close(hosted)
+            log.info("session closed", extra={"session_id": hosted.id})
 
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/v1/info", info),
-        Route("/v1/sessions", create_session, methods=["POST"]),
-        Route("/v1/sessions/{session_id}", delete_session, methods=["DELETE"]),
-        WebSocketRoute("/v1/sessions/{session_id}/ws", session_socket),
+        WebSocketRoute(SESSION_PATH, session_socket),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -1,8 +1,10 @@
 """The sandbox server's messages, shared by the server and its client (``sandbox/remote.py``).
 
 The bridge's messages (``sandbox/protocol.py``), carried as WebSocket text frames, plus the
-execution's result as JSON. One WebSocket per session:
+execution's result as JSON. One WebSocket to ``/v1/sessions`` is one session (it opens and
+closes with the connection, so a load balancer cannot separate the two):
 
+    server -> client  {"type": "session", "id", "isolation"}   (first, once)
     client -> server  {"type": "execute", "id", "code", "tools": [{"name", "params"}],
                        "timeout_s"?, "output_bytes"?, "report_blocked"?}
                       {"type": "tool_result", "id", "ok", "value" | "error": {"type", "message"}}
@@ -11,6 +13,8 @@ execution's result as JSON. One WebSocket per session:
                       {"type": "done", "id", "execution": {...}}
                       {"type": "error", "code", "message"}   (the request could not be served)
 
+A refused session is a close with a code in 44xx/45xx naming the HTTP status it stands for
+(4401 token, 4429 session limit, 4503 draining, 4408 closed while idle) and a reason in words.
 Tools never leave the orchestrator: the server only relays calls and results.
 """
 

@@ -15,6 +15,7 @@ from types import FrameType
 
 import uvicorn
 
+from openptc.hardening import make_undumpable
 from openptc.server.app import ServerState, create_server_app
 from openptc.server.config import ServerConfig
 
@@ -61,6 +62,8 @@ def run_server(config: ServerConfig, host: str, port: int, log_level: str = "inf
     from openptc.logs import configure
 
     configure(log_level, "openptc.server")
+    if not make_undumpable():
+        log.warning("could not mark the server undumpable; same-user programs may read its env")
     app = create_server_app(config)
     uvicorn_config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, lifespan="on", ws="websockets"

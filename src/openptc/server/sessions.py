@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from openptc.sandbox.base import Sandbox, Session
@@ -20,7 +21,8 @@ class HostedSession:
     owner: str
     last_used: float = field(default_factory=time.monotonic)
     executing: bool = False
-    connected: bool = False
+    # Ends the session's connection when the server closes the session (idle, shutdown).
+    hang_up: Callable[[], Awaitable[None]] | None = None
 
     @property
     def id(self) -> str:
@@ -53,17 +55,14 @@ class SessionRegistry:
             self._sessions[hosted.id] = hosted
             return hosted
 
-    def get(self, session_id: str, owner: str) -> HostedSession | None:
-        """The session, only for the token that owns it (others see nothing)."""
-        hosted = self._sessions.get(session_id)
-        if hosted is None or hosted.owner != owner or hosted.session.closed:
-            return None
-        return hosted
-
     async def close(self, hosted: HostedSession) -> None:
-        self._sessions.pop(hosted.id, None)
+        if self._sessions.pop(hosted.id, None) is None:
+            return
         with contextlib.suppress(Exception):
             await hosted.session.close()
+        if hosted.hang_up is not None:
+            with contextlib.suppress(Exception):
+                await hosted.hang_up()
 
     async def reap_idle(self) -> int:
         """Close sessions nobody used for ``idle_s`` (and not executing)."""
