@@ -38,6 +38,8 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks; each figure is a ratio to a baseline from the same run.")
 app.add_typer(bench_app, name="bench")
+sandbox_app = typer.Typer(help="Sandbox housekeeping.")
+app.add_typer(sandbox_app, name="sandbox")
 console = Console()
 
 RESULTS_DIR = Path("benchmarks/results")
@@ -275,6 +277,21 @@ def serve(
         highlight=False,
     )
     run_server(settings, host, port, log_level)
+
+
+@sandbox_app.command("gc")
+def sandbox_gc(
+    everything: Annotated[
+        bool, typer.Option("--all", help="Also remove containers whose owner still runs.")
+    ] = False,
+    docker_host: Annotated[
+        str | None, typer.Option(help="The engine (default: DOCKER_HOST or the local socket).")
+    ] = None,
+) -> None:
+    """Remove sandbox containers left behind by a crashed process (labelled openptc.sandbox)."""
+    from openptc.sandbox.docker import gc_command
+
+    raise typer.Exit(gc_command(everything=everything, docker_host=docker_host, echo=console.print))
 
 
 @app.command("sandbox-server")

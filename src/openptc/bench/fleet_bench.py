@@ -77,7 +77,7 @@ async def _started(sandbox: Any) -> AsyncIterator[Sandbox]:
 
 def _docker(pool_size: int) -> SandboxFactory:
     """The Docker backend (its engine and image must be there: scripts/docker.sh)."""
-    from openptc.sandbox.docker import DockerSandbox  # type: ignore[import-not-found,unused-ignore]
+    from openptc.sandbox.docker import DockerSandbox
 
     return lambda: _started(DockerSandbox(pool_size=pool_size))
 

@@ -20,7 +20,8 @@ from typing import Any
 from openptc.bench.report import report_header
 from openptc.sandbox.base import ToolSignature
 from openptc.sandbox.isolation import Interpreter
-from openptc.sandbox.local import REFILL_DELAY_S, LocalSandbox
+from openptc.sandbox.local import LocalSandbox
+from openptc.sandbox.pool import REFILL_DELAY_S
 
 PAYLOAD = "x" * 1000  # ~1 KB of JSON each way, as in the measured facts
 

@@ -47,7 +47,7 @@ class Limits:
         )
 
 
-IsolationLevel = Literal["bubblewrap", "process", "managed"]
+IsolationLevel = Literal["bubblewrap", "docker", "process", "managed"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,12 @@ class Isolation:
         if self.level == "bubblewrap":
             ns = ", ".join(self.namespaces)
             text = f"bubblewrap namespaces ({ns}), read-only root, scrubbed environment, rlimits"
+        elif self.level == "docker":
+            text = (
+                "Docker container: no network, read-only root file system, non-root user, "
+                "all capabilities dropped, no-new-privileges, pids/memory/CPU limits, "
+                f"namespaces ({', '.join(self.namespaces)})"
+            )
         elif self.level == "managed":
             text = "a managed code interpreter: isolation is the provider's"
         else:

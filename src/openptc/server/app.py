@@ -63,7 +63,7 @@ def _bearer(connection: HTTPConnection) -> str | None:
 
 def _make_sandbox(config: ServerConfig) -> Sandbox:
     if config.backend == "docker":
-        from openptc.sandbox.docker import DockerSandbox  # type: ignore[import-not-found,unused-ignore]
+        from openptc.sandbox.docker import DockerSandbox
 
         sandbox: Sandbox = DockerSandbox(config.sandbox_limits(), pool_size=config.pool_size)
         return sandbox
