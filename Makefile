@@ -37,6 +37,7 @@ bench: $(STAMP) sandbox-deps
 	$(BIN)/ptc bench sandbox
 	$(BIN)/ptc bench replay
 	$(BIN)/ptc bench proxy
+	$(BIN)/ptc bench fleet
 
 doctor: $(STAMP) sandbox-deps
 	$(BIN)/ptc doctor
