@@ -48,6 +48,7 @@ from openptc.sandbox.docker_container import (
     process_start,
 )
 from openptc.sandbox.docker_stream import FrameSplitter
+from openptc.tools import Toolbox
 
 LIMITS = Limits(timeout_s=30, memory_mb=256, processes=32, disk_mb=32)
 
@@ -603,6 +604,30 @@ def test_connect_reports_the_engine_it_reached(engine: DockerHandle) -> None:
         assert any("seccomp" in o for o in connected.security_options())
     finally:
         connected.close()
+
+
+async def test_a_sandbox_server_runs_its_sessions_in_containers(engine: DockerHandle) -> None:
+    """Orchestrator -> sandbox server (WebSocket) -> Docker container, tools back here."""
+    from fakes.harness import serve
+    from fakes.sandbox_server import TOKEN, server_config
+    from openptc.sandbox.remote import RemoteSandbox
+    from openptc.server.app import create_server_app
+
+    docker_sandbox = DockerSandbox(LIMITS, pool_size=0, docker_host=engine.host, image=engine.image)
+    app = create_server_app(server_config(backend="docker"), sandbox=docker_sandbox)
+    try:
+        async with serve(app, lifespan=True) as url, RemoteSandbox(url, TOKEN) as remote:
+            assert remote.isolation.level == "docker"
+            session = await remote.open_session()
+            toolbox = Toolbox(expense.make_tools())
+            execution = await session.execute(expense.REFERENCE_PROGRAM, toolbox)
+            assert execution.error is None, execution.stderr
+            assert execution.stdout.splitlines()[-1] == (
+                "4 of 24 engineering members exceeded their Q3 travel budget"
+            )
+            assert len(execution.tool_calls) == 49
+    finally:
+        await docker_sandbox.aclose()
 
 
 def test_zz_no_container_left_behind(client: docker.DockerClient) -> None:
