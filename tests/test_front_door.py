@@ -106,8 +106,8 @@ def test_ptc_bench_replay_writes_json(tmp_path: Path) -> None:
 def test_readme_proxy_example_runs_against_ptc_serve() -> None:
     """`ptc serve` as a real process; the README's client, unchanged, through the official SDK."""
     import socket
-    import time
-    import urllib.request
+
+    from fakes.harness import wait_until_ready
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -129,18 +129,7 @@ def test_readme_proxy_example_runs_against_ptc_serve() -> None:
         env={"PATH": "/usr/bin:/bin"},
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"ptc serve did not start: {server.communicate()}"
-                    ) from None
-                time.sleep(0.2)
+        wait_until_ready(f"http://127.0.0.1:{port}/health", server)
         env = {
             "PATH": "/usr/bin:/bin",
             "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",

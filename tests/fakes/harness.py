@@ -90,3 +90,20 @@ def closed_port_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def wait_until_ready(url: str, process: Any, *, timeout_s: float = 60.0) -> None:
+    """Poll ``url`` until it answers 200; fail with the process's output if it died first."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the server did not start: {process.communicate()}") from None
+            time.sleep(0.1)

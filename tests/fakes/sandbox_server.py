@@ -7,14 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from pydantic import SecretStr
 
-from fakes.harness import free_port, serve
+from fakes.harness import free_port, serve, wait_until_ready
 from openptc.server.app import create_server_app
 from openptc.server.config import ServerConfig
 
@@ -51,16 +49,7 @@ def server_process(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"server did not start: {process.communicate()}") from None
-                time.sleep(0.1)
+        wait_until_ready(f"{url}/readyz", process)
         yield url, process
     finally:
         if process.poll() is None:
