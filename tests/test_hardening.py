@@ -11,11 +11,12 @@ import pytest
 
 NOBODY = 65534
 HARDENING = Path(__file__).resolve().parents[1] / "src" / "openptc" / "hardening.py"
-# The module by path, in the system interpreter (nobody cannot enter root's pyenv or venv).
+# The module's source, run by the system interpreter: nobody may not enter root's pyenv, venv
+# or checkout (a fresh clone lives in a 0700 temporary directory).
 SERVER = """
 import sys, time
 module = {"__name__": "hardening"}
-exec(open(sys.argv[2]).read(), module)
+exec(sys.argv[2], module)
 if sys.argv[1] == "harden":
     assert module["make_undumpable"]()
 print("ready", flush=True)
@@ -36,7 +37,7 @@ def _as_nobody() -> None:
 def test_same_user_cannot_read_an_undumpable_servers_environment(mode: str) -> None:
     env = {"PATH": "/usr/bin:/bin", "TOKEN": "SECRET"}
     server = subprocess.Popen(
-        [PYTHON, "-c", SERVER, mode, str(HARDENING)],
+        [PYTHON, "-c", SERVER, mode, HARDENING.read_text()],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
