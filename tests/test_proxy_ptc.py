@@ -529,3 +529,35 @@ async def test_streaming_passes_the_backends_text_on_as_it_is_written() -> None:
     assert pieces == ["Hello, ", "world."]
     assert [b.text for b in final.content] == ["Hello, world."]
     assert [b.text for b in plain.content] == ["Hello, world."]
+
+
+async def test_tool_choice_reaches_the_backend() -> None:
+    from openptc.models import ToolChoice
+
+    backend = _scripted("no tool needed", "still none")
+    lookup = {
+        "name": "lookup",
+        "description": "Look something up.",
+        "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+    }
+    async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
+        client = proxy.client()
+        ask = [{"role": "user", "content": "hi"}]
+        await client.messages.create(
+            model="m",
+            max_tokens=64,
+            messages=ask,
+            tools=[CODE_TOOL, lookup],
+            tool_choice={"type": "tool", "name": "lookup"},
+        )
+        await client.messages.create(
+            model="m",
+            max_tokens=64,
+            messages=ask,
+            tools=[CODE_TOOL, lookup],
+            tool_choice={"type": "any"},
+        )
+    assert [r.tool_choice for r in backend.requests] == [
+        ToolChoice("tool", "lookup"),
+        ToolChoice("any"),
+    ]

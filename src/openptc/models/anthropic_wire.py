@@ -62,6 +62,11 @@ def request_body(request: ModelRequest, tools: Sequence[ToolSpec] | None = None)
     specs = request.tools if tools is None else tools
     if specs:
         body["tools"] = [wire_tool(spec) for spec in specs]
+        if request.tool_choice is not None:
+            choice: dict[str, Any] = {"type": request.tool_choice.mode}
+            if request.tool_choice.name is not None:
+                choice["name"] = request.tool_choice.name
+            body["tool_choice"] = choice
     return body
 
 

@@ -133,6 +133,19 @@ class ModelUsage:
 
 
 @dataclass(frozen=True)
+class ToolChoice:
+    """Whether the model must call a tool: ``auto`` (its choice), ``any`` (some tool),
+    ``none`` (no tool) or ``tool`` (the one named)."""
+
+    mode: Literal["auto", "any", "none", "tool"]
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.mode == "tool") != (self.name is not None):
+            raise ValueError("a tool name goes with mode 'tool', and only with it")
+
+
+@dataclass(frozen=True)
 class ModelRequest:
     """Everything one model call needs; the conversation so far travels whole each time."""
 
@@ -140,6 +153,7 @@ class ModelRequest:
     messages: tuple[Message, ...]
     tools: tuple[ToolSpec, ...] = ()
     max_tokens: int = 4096
+    tool_choice: ToolChoice | None = None  # None: the provider's default (auto)
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,13 @@ def converse_request(model_id: str, request: ModelRequest) -> dict[str, Any]:
                 spec["description"] = t.description
             specs.append({"toolSpec": spec})
         kwargs["toolConfig"] = {"tools": specs}
+        choice = request.tool_choice
+        # Converse has no "none": the tools stay declared (history may need them) and the
+        # model chooses, as with "auto".
+        if choice is not None and choice.mode in ("any", "tool") and request.tools:
+            kwargs["toolConfig"]["toolChoice"] = (
+                {"tool": {"name": choice.name}} if choice.mode == "tool" else {"any": {}}
+            )
     return kwargs
 
 

@@ -66,6 +66,8 @@ from openptc.models.errors import (
 )
 from openptc.models.retry import RetryPolicy, ShownText, with_retries
 
+# openptc's tool-choice modes in OpenAI's words (a named tool is an object of its own).
+_OPENAI_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 PROVIDER = "openai"
 OPENAI_URL = "https://api.openai.com/v1"
 LOCAL_API_KEY = "not-needed"
@@ -281,6 +283,13 @@ class OpenAIChatModel(_OpenAIModel):
         }
         if tools:  # an empty list is rejected by OpenAI
             args["tools"] = tools
+            choice = request.tool_choice
+            if choice is not None:
+                args["tool_choice"] = (
+                    {"type": "function", "function": {"name": choice.name}}
+                    if choice.mode == "tool"
+                    else _OPENAI_CHOICE[choice.mode]
+                )
         return args
 
     async def _complete(self, args: dict[str, Any]) -> ModelResponse:
@@ -459,6 +468,13 @@ class OpenAIResponsesModel(_OpenAIModel):
             args["instructions"] = request.system
         if tools:
             args["tools"] = tools
+            choice = request.tool_choice
+            if choice is not None:
+                args["tool_choice"] = (
+                    {"type": "function", "name": choice.name}
+                    if choice.mode == "tool"
+                    else _OPENAI_CHOICE[choice.mode]
+                )
         return args
 
     async def _create(self, args: dict[str, Any]) -> ModelResponse:

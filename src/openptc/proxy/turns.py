@@ -23,6 +23,7 @@ from openptc.models.base import (
     ModelRequest,
     ModelResponse,
     TextBlock,
+    ToolChoice,
     ToolResultBlock,
     ToolUseBlock,
 )
@@ -322,11 +323,15 @@ class TurnRunner:
 
     # -- the model ------------------------------------------------------------------------------
     def _model_request(self, turn: _Turn) -> ModelRequest:
+        choice = turn.request.tool_choice
         return ModelRequest(
             system=turn.request.system_text(),
             messages=tuple(turn.conversation.messages),
             tools=backend_tools(turn.tools),
             max_tokens=turn.request.max_tokens,
+            tool_choice=None
+            if choice is None
+            else ToolChoice(choice.type, choice.name if choice.type == "tool" else None),
         )
 
     async def _model_loop(
