@@ -248,7 +248,7 @@ def serve(
     ] = None,
     advertise_url: Annotated[
         str | None,
-        typer.Option(help="How other replicas reach this one (or PTC_ADVERTISE_URL)."),
+        typer.Option(help="How other replicas reach this one, or 'auto' (or PTC_ADVERTISE_URL)."),
     ] = None,
     sandbox_url: Annotated[
         str | None,
@@ -271,6 +271,16 @@ def serve(
     except (ServeConfigError, ValueError, OSError) as exc:
         console.print(f"[red]ptc serve:[/red] {exc}")
         raise typer.Exit(2) from None
+    if settings.advertise_url == "auto":
+        from openptc.proxy.advertise import AdvertiseError, discover_advertise_url
+
+        try:
+            found = discover_advertise_url(port)
+        except AdvertiseError as exc:
+            console.print(f"[red]ptc serve:[/red] {exc}")
+            raise typer.Exit(2) from None
+        settings = settings.model_copy(update={"advertise_url": found})
+        console.print(f"advertising {found} to the other replicas")
     console.print(
         f"[green]openptc proxy[/green] on http://{host}:{port} — point the anthropic SDK's "
         f"base_url there; models: {', '.join(sorted(settings.models))}",
