@@ -25,6 +25,7 @@ from openptc.sandbox.base import (
     Isolation,
     Limits,
     SandboxError,
+    ToolCallError,
     ToolCallRecord,
     ToolHost,
 )
@@ -32,6 +33,15 @@ from openptc.sandbox.host_calls import run_tool_call
 
 STRAY_OUTPUT_CAP = 16_000
 RESTARTED = "the interpreter was restarted, so variables from earlier runs are gone"
+
+
+# Each call in flight costs the host a task (outside the sandbox's memory limit); a program
+# that issues calls without bound would exhaust the host, so the excess fails in the program.
+MAX_CALLS_IN_FLIGHT = 10_000
+TOO_MANY_CALLS = ToolCallError(
+    f"too many tool calls in flight (the limit is {MAX_CALLS_IN_FLIGHT}); await some before "
+    "issuing more"
+)
 
 
 class WorkerDied(SandboxError):
@@ -174,6 +184,9 @@ class BridgeWorker(ABC):
             for call_id, tool, args in protocol.parse_tool_calls(message):
                 if running is None:
                     continue
+                if len(running.tasks) >= MAX_CALLS_IN_FLIGHT:
+                    self._send(protocol.tool_error_message(call_id, TOO_MANY_CALLS))
+                    continue
                 task = asyncio.create_task(self._run_call(running, call_id, tool, args))
                 running.tasks.add(task)
                 task.add_done_callback(running.tasks.discard)
@@ -247,6 +260,11 @@ class BridgeWorker(ABC):
         except protocol.BridgeError as exc:
             await self.kill()
             error = ExecutionError(kind="bridge", type="SandboxError", message=str(exc))
+        except asyncio.CancelledError:
+            # Abandoned by its caller: the program must not run on, nor its end be taken for
+            # the next execution's. The session restarts the interpreter (and says so).
+            await asyncio.shield(self.kill())
+            raise
         finally:
             self._running = None
             for task in list(running.tasks):

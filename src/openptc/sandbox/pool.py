@@ -93,7 +93,11 @@ class PooledSession(Generic[W]):
             notices: tuple[str, ...] = ()
             if not self._worker.alive:
                 await self._worker.kill()
-                self._worker = await self._sandbox._take_worker()
+                fresh = await self._sandbox._take_worker()
+                if self._closed:  # closed while the new interpreter started: it is nobody's
+                    await fresh.kill()
+                    raise SessionClosed(f"session {self._id} was closed while restarting")
+                self._worker = fresh
                 notices = (RESTART_NOTICE,)
             effective = self._sandbox.limits.for_execution(timeout_s, output_bytes)
             try:
@@ -176,7 +180,11 @@ class PooledSandbox(ABC, Generic[W]):
         if self._closed:
             raise SandboxError("this sandbox is closed")
         await self.start()
-        session = self._new_session(await self._take_worker())
+        worker = await self._take_worker()
+        if self._closed:  # closed while the interpreter started: no session may outlive it
+            await worker.kill()
+            raise SandboxError("this sandbox is closed")
+        session = self._new_session(worker)
         self._sessions.add(session)
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_idle())

@@ -35,6 +35,7 @@ from openptc.server.protocol import SESSION_PATH, execution_from_json, isolation
 
 # How long past an execution's own timeout the server may take to report its end.
 REPORT_GRACE_S = 10.0
+CLOSE_TIMEOUT_S = 5.0
 
 
 class SessionLost(SandboxError):
@@ -97,16 +98,9 @@ class RemoteSandbox:
                 max_size=protocol.MAX_MESSAGE_BYTES,
                 ping_interval=20,
             )
-            hello = json.loads(await asyncio.wait_for(connection.recv(), self._connect_timeout_s))
-        except ConnectionClosed as closed:
-            reason = closed.rcvd.reason if closed.rcvd is not None else str(closed)
-            hint = " (check the token)" if closed.rcvd and closed.rcvd.code == 4401 else ""
-            raise SandboxError(
-                f"the sandbox server at {self.url} refused the session: {reason}{hint}"
-            ) from None
         except TimeoutError:
             raise SandboxError(
-                f"the sandbox server at {self.url} did not open a session within "
+                f"the sandbox server at {self.url} did not accept a connection within "
                 f"{self._connect_timeout_s:g} s"
             ) from None
         except OSError as exc:
@@ -115,9 +109,34 @@ class RemoteSandbox:
             ) from None
         except WebSocketException as exc:
             raise SandboxError(f"could not open a session on {self.url}: {exc}") from None
+        try:
+            hello = json.loads(await asyncio.wait_for(connection.recv(), self._connect_timeout_s))
+        except BaseException as exc:
+            # Connected but no session: close, or the server would keep it (and a place) alive.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.wait_for(connection.close(), CLOSE_TIMEOUT_S))
+            raise self._refusal(exc) from None
         session = RemoteSession(self, str(hello["id"]), connection)
         self._sessions.add(session)
         return session
+
+    def _refusal(self, exc: BaseException) -> BaseException:
+        """Why the server did not open the session, in words."""
+        if isinstance(exc, ConnectionClosed):
+            closed = exc
+            reason = closed.rcvd.reason if closed.rcvd is not None else str(closed)
+            hint = " (check the token)" if closed.rcvd and closed.rcvd.code == 4401 else ""
+            return SandboxError(
+                f"the sandbox server at {self.url} refused the session: {reason}{hint}"
+            )
+        if isinstance(exc, TimeoutError):
+            return SandboxError(
+                f"the sandbox server at {self.url} did not open a session within "
+                f"{self._connect_timeout_s:g} s"
+            )
+        if isinstance(exc, Exception):
+            return SandboxError(f"could not open a session on {self.url}: {exc}")
+        return exc  # cancelled: stays cancelled
 
     async def aclose(self) -> None:
         for session in list(self._sessions):
@@ -213,9 +232,14 @@ class RemoteSession:
                     raise TimeoutError
                 reply = json.loads(await asyncio.wait_for(self._connection.recv(), remaining))
                 kind = reply.get("type")
+                owner = reply.get("id") if kind == "done" else reply.get("execution")
+                if owner not in (None, message["id"]):
+                    continue  # left over from an abandoned execution
                 if kind == "tool_calls":
                     for call_id, tool, args in protocol.parse_tool_calls(reply):
-                        task = asyncio.create_task(self._call(tools, call_id, tool, args, records))
+                        task = asyncio.create_task(
+                            self._call(tools, message["id"], call_id, tool, args, records)
+                        )
                         calls.add(task)
                         task.add_done_callback(calls.discard)
                 elif kind == "blocked" and isinstance(tools, BlockAwareToolHost):
@@ -227,37 +251,62 @@ class RemoteSession:
                     raise SandboxError(
                         f"the sandbox server refused the execution: {reply.get('message')}"
                     )
-        except (ConnectionClosed, OSError) as exc:
-            raise self._lose(
-                f"the connection to the sandbox server at {self._sandbox.url} "
-                f"was lost during the execution ({exc})"
-            ) from None
-        except TimeoutError:
-            raise self._lose(
+        except TimeoutError:  # before OSError, of which it is a subclass
+            raise await self._lose(
                 f"the sandbox server at {self._sandbox.url} did not report the end of the "
                 f"execution within {limit:g} s"
             ) from None
+        except ConnectionClosed as exc:
+            why = exc.rcvd.reason if exc.rcvd is not None and exc.rcvd.reason else str(exc)
+            raise await self._lose(
+                f"the connection to the sandbox server at {self._sandbox.url} was lost "
+                f"during the execution ({why})"
+            ) from None
+        except OSError as exc:
+            raise await self._lose(
+                f"the connection to the sandbox server at {self._sandbox.url} was lost "
+                f"during the execution ({exc})"
+            ) from None
+        except SandboxError:
+            raise  # the server refused this execution; the session itself is fine
+        except BaseException:
+            # Cancelled (or anything unexpected): tell the server to stop the execution; the
+            # session lives on with a fresh interpreter. If even that fails, the session ends.
+            await asyncio.shield(self._cancel(message["id"]))
+            raise
         finally:
             for task in list(calls):
                 task.cancel()
             if calls:
                 await asyncio.gather(*calls, return_exceptions=True)
 
+    async def _cancel(self, execution_id: int) -> None:
+        try:
+            cancel = json.dumps({"type": "cancel", "execution": execution_id})
+            await asyncio.wait_for(self._connection.send(cancel), CLOSE_TIMEOUT_S)
+        except Exception:
+            await self._lose("the execution was abandoned and the server could not be told")
+
     async def _call(
         self,
         tools: ToolHost | None,
+        execution_id: int,
         call_id: int,
         tool: str,
         args: dict[str, Any],
         records: list[ToolCallRecord],
     ) -> None:
         def value(v: Any) -> str:
-            return json.dumps({"type": "tool_result", "id": call_id, "ok": True, "value": v})
+            return json.dumps(
+                {"type": "tool_result", "execution": execution_id, "id": call_id, "ok": True,
+                 "value": v}
+            )  # fmt: skip
 
         def error(e: Any) -> str:
             return json.dumps(
                 {
                     "type": "tool_result",
+                    "execution": execution_id,
                     "id": call_id,
                     "ok": False,
                     "error": {"type": e.kind, "message": str(e)},
@@ -270,8 +319,12 @@ class RemoteSession:
         with contextlib.suppress(ConnectionClosed):
             await self._connection.send(data)
 
-    def _lose(self, reason: str) -> SessionLost:
-        self._lost = f"{reason}; the session and its variables are gone, open a new session"
+    async def _lose(self, reason: str) -> SessionLost:
+        """End the session: close the connection (the server frees its place) and say why."""
+        if self._lost is None:
+            self._lost = f"{reason}; the session and its variables are gone, open a new session"
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._connection.close(), CLOSE_TIMEOUT_S)
         return SessionLost(self._lost)
 
     async def close(self) -> None:

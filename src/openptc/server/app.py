@@ -65,7 +65,11 @@ def _make_sandbox(config: ServerConfig) -> Sandbox:
     if config.backend == "docker":
         from openptc.sandbox.docker import DockerSandbox
 
-        sandbox: Sandbox = DockerSandbox(config.sandbox_limits(), pool_size=config.pool_size)
+        sandbox: Sandbox = DockerSandbox(
+            config.sandbox_limits(),
+            pool_size=config.pool_size,
+            idle_timeout_s=config.session_idle_s * 2,
+        )
         return sandbox
     return LocalSandbox(
         config.sandbox_limits(),
@@ -206,25 +210,13 @@ async def _serve_socket(websocket: WebSocket, hosted: HostedSession, state: Serv
     relay: RelayToolHost | None = None
     try:
         while True:
+            frame = await websocket.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
             try:
-                message = json.loads(await websocket.receive_text())
-            except (ValueError, TypeError):
-                outgoing.put_nowait(_socket_error("bad_message", "messages must be JSON objects"))
-                continue
-            kind = message.get("type") if isinstance(message, dict) else None
-            if kind == "tool_result" and relay is not None:
-                relay.resolve(message)
-            elif kind == "execute":
-                if hosted.executing:
-                    outgoing.put_nowait(_socket_error("busy", "an execution is already running"))
-                elif state.draining:
-                    outgoing.put_nowait(
-                        _socket_error("draining", "the server is draining; no new executions")
-                    )
-                else:
-                    relay = _start_execution(message, hosted, state, outgoing)
-            else:
-                outgoing.put_nowait(_socket_error("bad_message", f"unexpected message {kind!r}"))
+                relay = await _handle(frame, hosted, state, outgoing, relay)
+            except (KeyError, TypeError, ValueError) as exc:  # a malformed message, not a crash
+                outgoing.put_nowait(_socket_error("bad_message", f"malformed message: {exc!r}"))
     except WebSocketDisconnect:
         pass
     finally:
@@ -234,6 +226,48 @@ async def _serve_socket(websocket: WebSocket, hosted: HostedSession, state: Serv
         await asyncio.gather(sender, return_exceptions=True)
 
 
+async def _handle(
+    frame: Any,
+    hosted: HostedSession,
+    state: ServerState,
+    outgoing: asyncio.Queue[dict[str, Any]],
+    relay: RelayToolHost | None,
+) -> RelayToolHost | None:
+    """One client message; returns the relay of the execution running afterwards."""
+    text = frame.get("text")
+    if text is None:
+        raise ValueError("messages are JSON text frames, not binary")
+    message = json.loads(text)
+    if not isinstance(message, dict):
+        raise ValueError("a message is a JSON object")
+    kind = message.get("type")
+    if kind == "tool_result" and relay is not None:
+        relay.resolve(message)
+    elif kind == "cancel":
+        # The client gave the execution up: stop it (the interpreter restarts) before
+        # anything else it sends is read.
+        running = hosted.running
+        if (
+            running is not None
+            and relay is not None
+            and message.get("execution") == relay.execution_id
+        ):
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    elif kind == "execute":
+        if hosted.executing:
+            outgoing.put_nowait(_socket_error("busy", "an execution is already running"))
+        elif state.draining:
+            outgoing.put_nowait(
+                _socket_error("draining", "the server is draining; no new executions")
+            )
+        else:
+            return _start_execution(message, hosted, state, outgoing)
+    else:
+        outgoing.put_nowait(_socket_error("bad_message", f"unexpected message {kind!r}"))
+    return relay
+
+
 def _start_execution(
     message: dict[str, Any],
     hosted: HostedSession,
@@ -241,21 +275,33 @@ def _start_execution(
     outgoing: asyncio.Queue[dict[str, Any]],
 ) -> RelayToolHost:
     tools = [
-        ToolSignature(str(t["name"]), tuple(t.get("params", ()))) for t in message.get("tools", [])
+        ToolSignature(str(t["name"]), tuple(str(p) for p in t.get("params", ())))
+        for t in message.get("tools", [])
     ]
-    relay = RelayToolHost(tools, outgoing, report_blocked=bool(message.get("report_blocked")))
+    code = message.get("code", "")
+    if not isinstance(code, str):
+        raise TypeError("code must be a string")
+    relay = RelayToolHost(
+        tools,
+        outgoing,
+        execution_id=message.get("id"),
+        report_blocked=bool(message.get("report_blocked")),
+    )
     hosted.executing = True
     hosted.last_used = time.monotonic()
 
     async def run() -> None:
         try:
             execution = await hosted.session.execute(
-                str(message.get("code", "")),
+                code,
                 relay,
                 timeout_s=message.get("timeout_s"),
                 output_bytes=message.get("output_bytes"),
             )
-            state.metrics.observe(execution)
+            if relay.disconnected:  # the client left: not the sandbox's failure
+                state.metrics.executions_total.labels(outcome="disconnected").inc()
+            else:
+                state.metrics.observe(execution)
             outgoing.put_nowait(
                 {"type": "done", "id": message.get("id"), "execution": execution_to_json(execution)}
             )
@@ -263,9 +309,11 @@ def _start_execution(
             outgoing.put_nowait(_socket_error("sandbox_failed", f"the sandbox failed: {exc}"))
         finally:
             hosted.executing = False
+            hosted.running = None
             hosted.last_used = time.monotonic()
 
     task = asyncio.create_task(run())
+    hosted.running = task
     state.background.add(task)
     task.add_done_callback(state.background.discard)
     return relay

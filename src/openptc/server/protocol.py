@@ -7,14 +7,17 @@ closes with the connection, so a load balancer cannot separate the two):
     server -> client  {"type": "session", "id", "isolation"}   (first, once)
     client -> server  {"type": "execute", "id", "code", "tools": [{"name", "params"}],
                        "timeout_s"?, "output_bytes"?, "report_blocked"?}
-                      {"type": "tool_result", "id", "ok", "value" | "error": {"type", "message"}}
-    server -> client  {"type": "tool_calls", "calls": [{"id", "tool", "args"}]}
-                      {"type": "blocked"}            (when the client asked for it)
+                      {"type": "tool_result", "execution", "id", "ok", "value" | "error"}
+                      {"type": "cancel", "execution"}   (the interpreter restarts)
+    server -> client  {"type": "tool_calls", "execution", "calls": [{"id", "tool", "args"}]}
+                      {"type": "blocked", "execution"}   (when the client asked for it)
                       {"type": "done", "id", "execution": {...}}
                       {"type": "error", "code", "message"}   (the request could not be served)
 
-A refused session is a close with a code in 44xx/45xx naming the HTTP status it stands for
-(4401 token, 4429 session limit, 4503 draining, 4408 closed while idle) and a reason in words.
+Every message of an execution names it, so nothing of an abandoned execution is ever taken for
+the next one's. A refused session is a close with a code in 44xx/45xx naming the HTTP status
+it stands for (4401 token, 4429 session limit, 4503 draining, 4408 closed while idle) and a
+reason in words.
 Tools never leave the orchestrator: the server only relays calls and results.
 """
 

@@ -24,8 +24,10 @@ class RelayToolHost:
         signatures: Sequence[ToolSignature],
         outgoing: asyncio.Queue[dict[str, Any]],
         *,
+        execution_id: Any,
         report_blocked: bool,
     ) -> None:
+        self.execution_id = execution_id
         self._signatures = tuple(signatures)
         self._outgoing = outgoing
         self._report_blocked = report_blocked
@@ -60,21 +62,33 @@ class RelayToolHost:
 
     def _flush(self) -> None:
         if self._outbox:
-            self._outgoing.put_nowait({"type": "tool_calls", "calls": self._outbox})
+            self._outgoing.put_nowait(
+                {"type": "tool_calls", "execution": self.execution_id, "calls": self._outbox}
+            )
             self._outbox = []
 
     def program_blocked(self) -> None:
         self._flush()  # the calls first, then the news that the program waits on them
         if self._report_blocked:
-            self._outgoing.put_nowait({"type": "blocked"})
+            self._outgoing.put_nowait({"type": "blocked", "execution": self.execution_id})
 
     def resolve(self, message: dict[str, Any]) -> bool:
-        """Hand a client's result to the waiting call; False for an id nobody waits for."""
-        future = self._waiting.get(message.get("id"))  # type: ignore[arg-type]
+        """Hand a client's result to the waiting call; False for a result of another execution
+        or an id nobody waits for."""
+        call_id = message.get("id")
+        if not isinstance(call_id, int):
+            raise TypeError("a tool_result's id is the integer of the call it answers")
+        if message.get("execution") != self.execution_id:
+            return False  # a late result of an abandoned execution: nothing waits for it
+        future = self._waiting.get(call_id)
         if future is None or future.done():
             return False
         future.set_result(message)
         return True
+
+    @property
+    def disconnected(self) -> bool:
+        return self._gone is not None
 
     def disconnect(self) -> None:
         """The client is gone: every waiting call fails, and later ones at once."""

@@ -16,10 +16,15 @@ from types import FrameType
 import uvicorn
 
 from openptc.hardening import make_undumpable
+from openptc.sandbox import protocol
 from openptc.server.app import ServerState, create_server_app
 from openptc.server.config import ServerConfig
 
 log = logging.getLogger("openptc.server")
+
+# Whatever the local bridge carries (a tool result of up to MAX_MESSAGE_BYTES) must fit in one
+# WebSocket message, with room for its envelope.
+WS_MAX_BYTES = protocol.MAX_MESSAGE_BYTES + 1024 * 1024
 
 
 class DrainingServer(uvicorn.Server):
@@ -66,6 +71,12 @@ def run_server(config: ServerConfig, host: str, port: int, log_level: str = "inf
         log.warning("could not mark the server undumpable; same-user programs may read its env")
     app = create_server_app(config)
     uvicorn_config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, lifespan="on", ws="websockets"
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        ws="websockets",
+        ws_max_size=WS_MAX_BYTES,
     )
     DrainingServer(uvicorn_config, config.drain_timeout_s).run()

@@ -21,6 +21,7 @@ class HostedSession:
     owner: str
     last_used: float = field(default_factory=time.monotonic)
     executing: bool = False
+    running: asyncio.Task[None] | None = None  # the execution in flight, to cancel it
     # Ends the session's connection when the server closes the session (idle, shutdown).
     hang_up: Callable[[], Awaitable[None]] | None = None
 
@@ -35,7 +36,7 @@ class SessionRegistry:
         self._per_token = per_token
         self._idle_s = idle_s
         self._sessions: dict[str, HostedSession] = {}
-        self._lock = asyncio.Lock()
+        self._starting: dict[str, int] = {}  # places reserved by sessions still starting
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -45,24 +46,29 @@ class SessionRegistry:
         return sum(1 for s in self._sessions.values() if s.executing)
 
     async def create(self, owner: str) -> HostedSession:
-        async with self._lock:  # count and add in one step: concurrent creates cannot overshoot
-            held = sum(1 for s in self._sessions.values() if s.owner == owner)
-            if held >= self._per_token:
-                raise SessionLimitReached(
-                    f"this token already holds {held} sessions (its limit); close one first"
-                )
+        # Reserve the place first (count and reserve in one step: concurrent creates cannot
+        # overshoot), then start the interpreter without holding anyone else up.
+        held = sum(1 for s in self._sessions.values() if s.owner == owner)
+        if held + self._starting.get(owner, 0) >= self._per_token:
+            raise SessionLimitReached(
+                f"this token already holds {held} sessions (its limit); close one first"
+            )
+        self._starting[owner] = self._starting.get(owner, 0) + 1
+        try:
             hosted = HostedSession(await self._sandbox.open_session(), owner)
-            self._sessions[hosted.id] = hosted
-            return hosted
+        finally:
+            self._starting[owner] -= 1
+        self._sessions[hosted.id] = hosted
+        return hosted
 
     async def close(self, hosted: HostedSession) -> None:
         if self._sessions.pop(hosted.id, None) is None:
             return
-        with contextlib.suppress(Exception):
-            await hosted.session.close()
-        if hosted.hang_up is not None:
+        if hosted.hang_up is not None:  # the client first hears why, then the interpreter goes
             with contextlib.suppress(Exception):
                 await hosted.hang_up()
+        with contextlib.suppress(Exception):
+            await hosted.session.close()
 
     async def reap_idle(self) -> int:
         """Close sessions nobody used for ``idle_s`` (and not executing)."""
