@@ -125,7 +125,7 @@ async def test_idle_sessions_are_reaped() -> None:
                     break
                 await asyncio.sleep(0.1)
         assert ready["sessions"] == 0
-        with pytest.raises(SandboxError, match="idle|closed"):
+        with pytest.raises(SandboxError, match=r"idle|closed"):
             await session.execute("print(x)")
 
 
