@@ -55,6 +55,7 @@ log = logging.getLogger("openptc.proxy")
 API_VERSIONS = ("2023-06-01", "2026-10-21")
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k")  # refused by 2026-10-21
 PING_INTERVAL_S = 10.0
+_END = object()  # the end of a streamed turn
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -102,6 +103,7 @@ class Api:
 
     def __init__(self, state: Callable[[], ProxyState]) -> None:
         self._state = state
+        self._pumps: set[asyncio.Task[None]] = set()  # streaming turns in flight
 
     # -- request plumbing -----------------------------------------------------------------------
     def _authenticate(self, request: Request) -> ApiKey:
@@ -218,8 +220,12 @@ class Api:
             assert first is STARTED
             message_id = new_id("msg_")
             if parsed.stream:
+                queue: asyncio.Queue[object] = asyncio.Queue()
+                pump = asyncio.create_task(self._pump(events, queue, request_id))
+                self._pumps.add(pump)
+                pump.add_done_callback(self._pumps.discard)
                 return StreamingResponse(
-                    self._stream(events, message_id, parsed.model, request_id),
+                    self._stream(queue, pump, message_id, parsed.model, request_id),
                     media_type="text/event-stream",
                     headers={"cache-control": "no-cache"},
                 )
@@ -266,28 +272,47 @@ class Api:
         )
         return message.model_dump(mode="json", exclude_none=False)
 
+    async def _pump(
+        self, events: AsyncIterator[TurnEvent], queue: asyncio.Queue[object], request_id: str
+    ) -> None:
+        """Run the turn to its end in its own task: a client that leaves (even before the first
+        byte) cannot leave it suspended holding its container's lock."""
+        token = request_id_var.set(request_id)
+        try:
+            async for event in events:
+                queue.put_nowait(event)
+            queue.put_nowait(_END)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            queue.put_nowait(exc)
+        finally:
+            request_id_var.reset(token)
+
     async def _stream(
-        self, events: AsyncIterator[TurnEvent], message_id: str, model: str, request_id: str
+        self,
+        queue: asyncio.Queue[object],
+        pump: asyncio.Task[None],
+        message_id: str,
+        model: str,
+        request_id: str,
     ) -> AsyncIterator[bytes]:
         token = request_id_var.set(request_id)
         index = 0
         text_open = False  # a text block streaming from the backend, not yet closed
         try:
             yield sse.message_start(message_id, model)
-            iterator = aiter(events)
-            next_event: asyncio.Task[TurnEvent] | None = None
             while True:
-                if next_event is None:
-                    next_event = asyncio.ensure_future(anext(iterator))
-                done, _ = await asyncio.wait({next_event}, timeout=PING_INTERVAL_S)
-                if not done:
+                try:
+                    item = await asyncio.wait_for(queue.get(), PING_INTERVAL_S)
+                except TimeoutError:
                     yield sse.ping()  # a long program: keep the connection alive
                     continue
-                try:
-                    event = next_event.result()
-                except StopAsyncIteration:
+                if item is _END:
                     return
-                next_event = None
+                if isinstance(item, BaseException):
+                    raise item
+                event = item
                 if isinstance(event, TextDelta):
                     if not text_open:
                         yield sse.text_start(index)
@@ -312,8 +337,9 @@ class Api:
             log.exception("streaming request failed")
             yield sse.error(ApiError("api_error", "internal error in the proxy").body(request_id))
         finally:
-            with contextlib.suppress(Exception):
-                await events.aclose()  # type: ignore[attr-defined]
+            if not pump.done():  # the client left mid-turn: stop the turn, let it clean up
+                pump.cancel()
+                await asyncio.shield(asyncio.gather(pump, return_exceptions=True))
             request_id_var.reset(token)
 
     async def count_tokens(self, request: Request) -> Response:

@@ -28,6 +28,13 @@ from openptc.sandbox.base import Sandbox, Session, ToolSignature
 log = logging.getLogger("openptc.proxy")
 
 REAP_INTERVAL_S = 5.0
+STORE_GRACE_S = 60.0
+
+
+def _logical_expiry(record: StoredRecord) -> float:
+    """When the container itself expires (the store keeps its record a little longer)."""
+    stored = ContainerHistory.model_validate_json(record.payload).expires_at
+    return stored if stored is not None else record.expires_at
 
 
 def new_id(prefix: str) -> str:
@@ -105,10 +112,10 @@ class ContainerManager:
     async def open(self, container_id: str, key: ApiKey) -> LiveContainer:
         """The caller's container; another key's container is reported as not found."""
         record = await self._store.get(container_id)
-        if record is None or record.owner != key.owner:
-            stale = self._live.pop(container_id, None)
-            if stale is not None and record is None:
-                await self._discard(stale)
+        expired = record is not None and _logical_expiry(record) <= time.time()
+        if record is None or record.owner != key.owner or expired:
+            # Another key's request must not touch the owner's container; an expired one is
+            # left to the reaper (a request may still hold it).
             raise not_found(
                 f"container '{container_id}' was not found; containers expire after "
                 f"{self._config.container_idle_s:g} s without use. Leave out `container` to "
@@ -118,13 +125,19 @@ class ContainerManager:
         if live is not None and live.revision == record.revision:
             return live
         if live is not None:  # another replica moved it on: this session is out of date
+            if live.lock.locked():  # a request here still runs on it: let that one finish
+                raise ApiError(
+                    "conflict_error",
+                    f"container '{container_id}' is in use by another request; send the "
+                    "request again",
+                )
             await self._discard(live)
         restored = LiveContainer(
             id=record.id,
             owner=record.owner,
             history=ContainerHistory.model_validate_json(record.payload),
             revision=record.revision,
-            expires_at=record.expires_at,
+            expires_at=_logical_expiry(record),
             restored=True,
         )
         self._live[container_id] = restored
@@ -138,11 +151,14 @@ class ContainerManager:
         """Store the container's history; lose a race with another replica as a 409."""
         container.expires_at = self._expiry(container.history.created_at, touched=time.time())
         container.history.holder = self._config.advertise_url
+        container.history.expires_at = container.expires_at
         record = StoredRecord(
             id=container.id,
             owner=container.owner,
             revision=container.revision + 1,
-            expires_at=container.expires_at,
+            # The store keeps the record a while past the container's expiry, so a request
+            # that outlasts the idle time can still save what it did.
+            expires_at=container.expires_at + self._config.program_timeout_s + STORE_GRACE_S,
             payload=container.history.model_dump_json(),
         )
         expected = container.revision if container.revision else None
@@ -154,6 +170,11 @@ class ContainerManager:
                 "send the request again",
             )
         container.revision = record.revision
+
+    def is_current(self, container: LiveContainer) -> bool:
+        """Whether ``container`` is still this replica's live state for its id (a request that
+        waited for the lock may find it discarded by the one before)."""
+        return self._live.get(container.id) is container
 
     def _expiry(self, created_at: float, touched: float | None = None) -> float:
         idle_end = (touched or created_at) + self._config.container_idle_s
@@ -200,9 +221,9 @@ class ContainerManager:
             replay.start(container.session, self._config.program_timeout_s)
             event = await replay.next_event()
             if isinstance(event, Diverged):
-                log.warning(
+                log.warning(  # the tool's name only: its arguments are the client's data
                     "container state could not be rebuilt",
-                    extra={"container_id": container.id, "reason": event.message},
+                    extra={"container_id": container.id, "cause": event.cause, "tool": event.tool},
                 )
                 await replay.cancel()
                 await container.session.close()

@@ -32,9 +32,12 @@ class Finished:
 
 @dataclass(frozen=True)
 class Diverged:
-    """Re-running the program did not reproduce the recorded calls."""
+    """The program could not go on: a re-run did not reproduce the recorded calls (the
+    ``tool`` named), the sandbox failed, or the program was stopped."""
 
     message: str
+    tool: str | None = None
+    cause: str = "diverged"  # or "failed", "stopped"
 
 
 ProgramEvent = Paused | Finished | Diverged
@@ -68,6 +71,7 @@ class LiveProgram:
         self._unannounced: list[CallRecord] = []
         self._events: asyncio.Queue[ProgramEvent] = asyncio.Queue()
         self._divergence: str | None = None
+        self._diverged_tool: str | None = None
         self._task: asyncio.Task[None] | None = None
 
     # -- running --------------------------------------------------------------------------------
@@ -78,7 +82,7 @@ class LiveProgram:
         try:
             execution = await session.execute(self.record.code, self, timeout_s=timeout_s)
         except Exception as exc:  # the sandbox itself failed: the program ends with that error
-            self._events.put_nowait(Diverged(f"the sandbox failed: {exc}"))
+            self._events.put_nowait(Diverged(f"the sandbox failed: {exc}", cause="failed"))
             return
         leftover = sum(len(calls) for calls in self._replay.values())
         if self._divergence is None and leftover:
@@ -87,7 +91,7 @@ class LiveProgram:
             )
         self.record.finished = True
         if self._divergence is not None:
-            self._events.put_nowait(Diverged(self._divergence))
+            self._events.put_nowait(Diverged(self._divergence, self._diverged_tool))
         else:
             self._events.put_nowait(Finished(execution))
 
@@ -96,12 +100,14 @@ class LiveProgram:
         return await self._events.get()
 
     async def cancel(self) -> None:
+        """Stop the program; whoever waits for its next event hears that it stopped."""
         for future in self._waiting.values():
             if not future.done():
                 future.cancel()
         if self._task is not None and not self._task.done():
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self._events.put_nowait(Diverged("the program was stopped", cause="stopped"))
 
     # -- the tool host the sandbox calls ---------------------------------------------------------
     def signatures(self) -> Sequence[ToolSignature]:
@@ -118,12 +124,16 @@ class LiveProgram:
         recorded = self._replay.get(_canonical(name, arguments))
         if recorded:
             call = recorded.pop(0)
+            if call.timed_out:  # it timed out the first time: it does again
+                message = _timeout_message(name, self._result_timeout_s)
+                raise ToolCallError(message, kind="TimeoutError")
             return _deliver(call.result or "", call.is_error)
         if any(self._replay.values()) or self.record.finished:
             shown = json.dumps(arguments, sort_keys=True)[:200]
             self._divergence = (
                 f"re-running the program made a call the original run did not make: {name}({shown})"
             )
+            self._diverged_tool = name
             raise ToolCallError(self._divergence)
         call = CallRecord(tool_use_id=self._new_call_id(), tool=name, input=arguments)
         self.record.calls.append(call)
@@ -133,23 +143,28 @@ class LiveProgram:
         try:
             text, is_error = await asyncio.wait_for(future, self._result_timeout_s)
         except TimeoutError:
-            raise ToolCallError(
-                f"Calling tool ['{name}'] timed out "
-                f"(no response after {self._result_timeout_s:g}s).",
-                kind="TimeoutError",
-            ) from None
+            call.timed_out = True
+            message = _timeout_message(name, self._result_timeout_s)
+            raise ToolCallError(message, kind="TimeoutError") from None
         finally:
             self._waiting.pop(call.tool_use_id, None)
         return _deliver(text, is_error)
 
     def answer(self, tool_use_id: str, text: str, is_error: bool) -> None:
-        """Record the client's result and hand it to the waiting program (if it still waits)."""
+        """Record the client's result and hand it to the program — only if it still waits: a
+        call that timed out got its TimeoutError, and a re-run must see that again."""
+        future = self._waiting.get(tool_use_id)
+        if future is None or future.done():
+            return
         for call in self.record.calls:
             if call.tool_use_id == tool_use_id:
                 call.result, call.is_error = text, is_error
-        future = self._waiting.get(tool_use_id)
-        if future is not None and not future.done():
-            future.set_result((text, is_error))
+        future.set_result((text, is_error))
+
+
+def _timeout_message(name: str, seconds: float) -> str:
+    """The hosted service's words for a call left unanswered."""
+    return f"Calling tool ['{name}'] timed out (no response after {seconds:g}s)."
 
 
 def _deliver(text: str, is_error: bool) -> str:

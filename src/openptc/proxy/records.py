@@ -21,10 +21,12 @@ class CallRecord(BaseModel):
     input: dict[str, Any]
     result: str | None = None
     is_error: bool = False
+    announced: bool = False  # shown to the client in a response (only such calls are demanded)
+    timed_out: bool = False  # the program got TimeoutError; a later answer is not its result
 
     @property
     def answered(self) -> bool:
-        return self.result is not None
+        return self.result is not None or self.timed_out
 
 
 class ProgramRecord(BaseModel):
@@ -37,13 +39,15 @@ class ProgramRecord(BaseModel):
     finished: bool = False
 
     def pending(self) -> list[CallRecord]:
-        return [c for c in self.calls if not c.answered]
+        """Calls shown to the client and still waiting for its answer."""
+        return [c for c in self.calls if c.announced and not c.answered]
 
 
 class ContainerHistory(BaseModel):
     """The payload of a stored container record."""
 
     created_at: float
+    expires_at: float | None = None  # the container's own expiry (the store keeps it longer)
     holder: str | None = None  # the URL of the replica holding the live sandbox, if advertised
     programs: list[ProgramRecord] = Field(default_factory=list)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass
 
 from openptc.proxy.errors import invalid
@@ -61,6 +62,11 @@ def read_tools(tools: list[object] | None, tool_choice: ToolChoice | None) -> Re
     for index, tool in enumerate(custom):
         if not tool.callable_from_code:
             continue
+        if not tool.name.isidentifier() or keyword.iskeyword(tool.name):
+            raise invalid(
+                f"tools.{index}.name: '{tool.name}' cannot be called from code execution, "
+                "where a tool is a Python function: use letters, digits and underscores"
+            )
         if code is None:
             raise invalid(
                 f"tools.{index}.allowed_callers: '{tool.name}' may be called from code "

@@ -182,12 +182,16 @@ class TurnRunner:
                         "tools: the code execution tool must stay in `tools` while its programs "
                         "have pending tool calls"
                     )
-                turn.container = await self._containers.open(container_id, key)
-                await stack.enter_async_context(turn.container.lock)
-                program = await self._resume(turn)
+                turn.container = await self._open_and_hold(container_id, key, stack)
+                try:
+                    program = await self._resume(turn)
+                except ApiError:
+                    raise  # the request was wrong; the container is untouched
+                except BaseException:
+                    await self._containers.forget(turn.container)  # retry from the record
+                    raise
             elif request.container_id:
-                turn.container = await self._containers.open(request.container_id, key)
-                await stack.enter_async_context(turn.container.lock)
+                turn.container = await self._open_and_hold(request.container_id, key, stack)
             yield STARTED
             try:
                 if pending is not None:
@@ -203,6 +207,24 @@ class TurnRunner:
                 if turn.container is not None:  # unsaved progress: rebuild from the record
                     await self._containers.forget(turn.container)
                 raise
+
+    async def _open_and_hold(
+        self, container_id: str, key: ApiKey, stack: contextlib.AsyncExitStack
+    ) -> LiveContainer:
+        """The container, locked for this request. One that waited for the lock may find the
+        container discarded by the request before (it failed): it opens it again, rebuilt from
+        its record, rather than run on a discarded one."""
+        for _ in range(3):
+            container = await self._containers.open(container_id, key)
+            await container.lock.acquire()
+            if self._containers.is_current(container):
+                stack.callback(container.lock.release)
+                return container
+            container.lock.release()
+        raise ApiError(
+            "conflict_error",
+            f"container '{container_id}' keeps changing under this request; send it again",
+        )
 
     # -- resuming a paused program ----------------------------------------------------------------
     async def _resume(self, turn: _Turn) -> LiveProgram:
@@ -220,7 +242,8 @@ class TurnRunner:
                 f"'{pending.server_tool_use_id}'; it finished, timed out, or ran elsewhere"
             )
         waiting = {c.tool_use_id for c in record.pending()}
-        unknown = [i for i in pending.answers if i not in waiting]
+        known = {c.tool_use_id for c in record.calls}
+        unknown = [i for i in pending.answers if i not in known]
         if unknown:
             raise invalid(
                 f"unexpected `tool_use_id` found in `tool_result` blocks: {', '.join(unknown)}. "
@@ -234,10 +257,9 @@ class TurnRunner:
             )
         program = live
         if program is None:  # not live here: re-run it with every result given so far
-            for tool_use_id, (text, is_error) in pending.answers.items():
-                for call in record.calls:
-                    if call.tool_use_id == tool_use_id:
-                        call.result, call.is_error = text, is_error
+            for call in record.calls:
+                if call.tool_use_id in waiting:  # a late answer to a timed-out call is not
+                    call.result, call.is_error = pending.answers[call.tool_use_id]
             program = await self._start(turn, record)
         else:
             for tool_use_id, (text, is_error) in pending.answers.items():
@@ -276,6 +298,7 @@ class TurnRunner:
         if isinstance(event, Paused):
             caller = CodeCaller(type=turn.tools.caller_type, tool_id=server_id)  # type: ignore[arg-type]
             for call in event.calls:
+                call.announced = True  # from now on the client owes its result
                 yield ToolUseContent(
                     id=call.tool_use_id, name=call.tool, input=call.input, caller=caller
                 )
@@ -307,16 +330,23 @@ class TurnRunner:
 
     async def _diverged(self, container: LiveContainer, event: Diverged) -> CodeExecutionResult:
         """Say so instead of answering wrongly; the container starts afresh."""
-        log.warning(
-            "program re-run diverged", extra={"container_id": container.id, "reason": event.message}
+        log.warning(  # the tool's name only: its arguments are the client's data
+            "program could not go on",
+            extra={"container_id": container.id, "cause": event.cause, "tool": event.tool},
         )
         await self._containers.reset(container)
+        if event.cause == "diverged":
+            what = (
+                "This program was paused on another server and could not be resumed here: "
+                f"{event.message}. Nothing after its last completed tool call ran"
+            )
+        else:
+            what = f"This program could not finish: {event.message}"
         return CodeExecutionResult(
             stdout="",
             stderr=(
-                "This program was paused on another server and could not be resumed here: "
-                f"{event.message}. Nothing after its last completed tool call ran; the container "
-                "was reset, so variables from earlier programs are gone. Run the program again."
+                f"{what}; the container was reset, so variables from earlier programs are "
+                "gone. Run the program again."
             ),
             return_code=1,
         )
@@ -376,6 +406,13 @@ class TurnRunner:
             )
             if code_use.input_error or not isinstance(code, str):
                 yield self._invalid_code(turn, server_id)
+                runs += 1  # a backend that keeps failing to write code must not loop forever
+                if runs >= self._config.max_code_runs_per_request:
+                    container = turn.container.wire() if turn.container is not None else None
+                    if turn.container is not None:
+                        await self._containers.save(turn.container)
+                    yield TurnEnd("pause_turn", turn.tokens.wire(), container)
+                    return
                 continue
             if turn.container is None:
                 turn.container = await self._containers.create(turn.key)
