@@ -364,3 +364,21 @@ async def test_a_failing_backend_is_a_502_in_the_apis_shape() -> None:
         body = caught.value.body
         assert isinstance(body, dict) and body["error"]["type"] == "api_error"
         assert "backend model failed" in body["error"]["message"]
+
+
+async def test_a_streaming_request_over_the_container_limit_is_a_429_not_an_event() -> None:
+    from fakes.proxy_setup import KEY_B  # may hold 2 containers
+
+    async with running_proxy(config()) as proxy:
+        client = proxy.client(key=KEY_B)
+        request: dict[str, Any] = {
+            "model": "claude-expense",
+            "max_tokens": 256,
+            "tools": _tools(),
+            "messages": [{"role": "user", "content": expense.QUESTION}],
+        }
+        for _ in range(2):
+            await client.messages.create(**request)
+        with pytest.raises(anthropic.RateLimitError, match="limit of 2"):
+            async with client.messages.stream(**request) as stream:
+                await stream.get_final_message()

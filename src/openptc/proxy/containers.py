@@ -31,6 +31,14 @@ REAP_INTERVAL_S = 5.0
 STORE_GRACE_S = 60.0
 
 
+def _limit_reached(key: ApiKey) -> ApiError:
+    return ApiError(
+        "rate_limit_error",
+        f"this API key already holds its limit of {key.max_containers} containers; "
+        "reuse one with `container`, or wait for one to expire",
+    )
+
+
 def _logical_expiry(record: StoredRecord) -> float:
     """When the container itself expires (the store keeps its record a little longer)."""
     stored = ContainerHistory.model_validate_json(record.payload).expires_at
@@ -88,6 +96,13 @@ class ContainerManager:
         return len(self._live)
 
     # -- finding --------------------------------------------------------------------------------
+    async def check_room(self, key: ApiKey) -> None:
+        """Refuse early (before any output) a key already at its container limit; ``create``
+        checks again, atomically, when the container is made."""
+        held = await self._store.owned_by(key.owner)
+        if len(held) >= key.max_containers:
+            raise _limit_reached(key)
+
     async def create(self, key: ApiKey) -> LiveContainer:
         now = time.time()
         container = LiveContainer(
@@ -100,11 +115,7 @@ class ContainerManager:
         try:
             await self.save(container, max_owned=key.max_containers)
         except OwnerLimitReached:
-            raise ApiError(
-                "rate_limit_error",
-                f"this API key already holds its limit of {key.max_containers} containers; "
-                "reuse one with `container`, or wait for one to expire",
-            ) from None
+            raise _limit_reached(key) from None
         self._live[container.id] = container
         log.info("container created", extra={"container_id": container.id})
         return container

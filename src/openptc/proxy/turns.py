@@ -192,6 +192,8 @@ class TurnRunner:
                     raise
             elif request.container_id:
                 turn.container = await self._open_and_hold(request.container_id, key, stack)
+            elif tools.code is not None:
+                await self._containers.check_room(key)  # a 429 now, not inside a stream
             yield STARTED
             try:
                 if pending is not None:
