@@ -13,13 +13,14 @@ from fakes.proxy_setup import (
     CODE_TOOL,
     Proxy,
     answer_calls,
+    code_turn,
     config,
     expense_tools,
     running_proxy,
+    scripted,
 )
 from openptc.bench import expense
-from openptc.models.base import Block, ToolResultBlock, ToolUseBlock
-from openptc.models.scripted import ScriptedModel, Turn
+from openptc.models.base import ToolResultBlock, ToolUseBlock
 
 
 @pytest.fixture
@@ -142,19 +143,11 @@ async def test_streaming_gives_the_same_turns_as_plain_responses(proxy: Proxy) -
     assert "input_json" in event_types and "content_block_stop" in event_types
 
 
-def _code(n: int, program: str) -> list[Block]:
-    return [ToolUseBlock(id=f"toolu_code{n}", name="code_execution", input={"code": program})]
-
-
-def _scripted(*turns: Turn) -> ScriptedModel:
-    return ScriptedModel.from_turns(turns, name="scripted:test", about="test script")
-
-
 async def test_a_second_turn_reuses_the_containers_state() -> None:
-    backend = _scripted(
-        _code(1, "total = 41\nprint('stored')"),
+    backend = scripted(
+        code_turn(1, "total = 41\nprint('stored')"),
         "Stored.",
-        _code(2, "print(total + 1)"),
+        code_turn(2, "print(total + 1)"),
         "It is 42.",
     )
     async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
@@ -188,7 +181,9 @@ async def test_a_second_turn_reuses_the_containers_state() -> None:
 
 
 async def test_another_container_does_not_share_state() -> None:
-    backend = _scripted(_code(1, "secret = 1\nprint('ok')"), "ok", _code(2, "print(secret)"), "?")
+    backend = scripted(
+        code_turn(1, "secret = 1\nprint('ok')"), "ok", code_turn(2, "print(secret)"), "?"
+    )
     async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
         client = proxy.client()
         first = await client.messages.create(
@@ -209,7 +204,7 @@ async def test_another_container_does_not_share_state() -> None:
 
 
 async def test_a_direct_tool_passes_through_as_ordinary_tool_use() -> None:
-    backend = _scripted(
+    backend = scripted(
         [ToolUseBlock(id="toolu_direct1", name="lookup", input={"q": "budget"})], "Found it."
     )
     lookup = {
@@ -257,7 +252,7 @@ print(len(members), "members")
 
 
 async def test_tool_errors_are_raised_inside_the_program_and_keywords_work() -> None:
-    backend = _scripted(_code(1, CATCHING_PROGRAM), "done")
+    backend = scripted(code_turn(1, CATCHING_PROGRAM), "done")
     async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
         client = proxy.client()
         tools = [CODE_TOOL, *expense_tools()]
@@ -307,7 +302,7 @@ async def test_tool_errors_are_raised_inside_the_program_and_keywords_work() -> 
 async def test_every_code_execution_version_is_served_with_the_real_caller_type(
     version: str, caller: str
 ) -> None:
-    backend = _scripted(_code(1, "print(await get_team_members({'department': 'sales'}))"), "ok")
+    backend = scripted(code_turn(1, "print(await get_team_members({'department': 'sales'}))"), "ok")
     async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
         client = proxy.client()
         tools = [{"type": version, "name": "code_execution"}, *expense_tools(version)]
@@ -332,7 +327,7 @@ async def test_an_unanswered_call_raises_timeout_error_inside_the_program() -> N
         "try:\n    await get_team_members({'department': 'sales'})\n"
         "except TimeoutError as exc:\n    print('gave up:', exc)\n"
     )
-    backend = _scripted(_code(1, program), "done")
+    backend = scripted(code_turn(1, program), "done")
     settings = config(tool_result_timeout_s=0.3)
     async with running_proxy(settings, {"scripted:expense-audit": backend}) as proxy:
         client = proxy.client()
@@ -358,7 +353,7 @@ async def test_an_unanswered_call_raises_timeout_error_inside_the_program() -> N
 
 
 async def test_a_long_turn_pauses_and_continues_when_the_client_resends() -> None:
-    backend = _scripted(_code(1, "print('one')"), _code(2, "print('two')"), "both ran")
+    backend = scripted(code_turn(1, "print('one')"), code_turn(2, "print('two')"), "both ran")
     settings = config(max_code_runs_per_request=1)
     async with running_proxy(settings, {"scripted:expense-audit": backend}) as proxy:
         client = proxy.client()
@@ -406,7 +401,7 @@ print(len(json.loads(task.result())))
 async def test_a_response_holds_exactly_the_calls_made_before_the_program_blocked(
     program: str, batches: list[int]
 ) -> None:
-    backend = _scripted(_code(1, program), "done")
+    backend = scripted(code_turn(1, program), "done")
     async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
         client = proxy.client()
         tools = [CODE_TOOL, *expense_tools()]
@@ -458,11 +453,11 @@ async def test_logs_carry_ids_and_never_keys_code_or_payloads(
 
 
 async def test_a_new_program_after_an_unanswered_pause_keeps_earlier_variables() -> None:
-    backend = _scripted(
-        _code(1, "x = 5\nprint('set')"),
+    backend = scripted(
+        code_turn(1, "x = 5\nprint('set')"),
         "x is set",
-        _code(2, "await get_team_members({'department': 'sales'})\nx = 'clobbered'"),
-        _code(3, "print(x)"),
+        code_turn(2, "await get_team_members({'department': 'sales'})\nx = 'clobbered'"),
+        code_turn(3, "print(x)"),
         "x is still 5",
     )
     async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
@@ -534,7 +529,7 @@ async def test_streaming_passes_the_backends_text_on_as_it_is_written() -> None:
 async def test_tool_choice_reaches_the_backend() -> None:
     from openptc.models import ToolChoice
 
-    backend = _scripted("no tool needed", "still none")
+    backend = scripted("no tool needed", "still none")
     lookup = {
         "name": "lookup",
         "description": "Look something up.",

@@ -21,12 +21,12 @@ from fakes.proxy_setup import (
     Proxy,
     answer_calls,
     answer_until_done,
+    code_turn,
     config,
     expense_tools,
     running_proxy,
 )
 from openptc.bench import expense
-from openptc.models.base import ToolUseBlock
 from openptc.models.scripted import ScriptedModel, Turn
 from openptc.proxy.redis_store import RedisStore
 from openptc.proxy.store import MemoryStore, RecordStore
@@ -99,10 +99,6 @@ async def test_a_replica_with_an_outdated_live_session_rebuilds_it(store: Record
     assert expense.is_correct(again.content[-1].text)
 
 
-def _code(n: int, program: str) -> list[ToolUseBlock]:
-    return [ToolUseBlock(id=f"toolu_code{n}", name="code_execution", input={"code": program})]
-
-
 STATEFUL = """\
 members = json.loads(await get_team_members({"department": "engineering"}))
 print(len(members), "members loaded")
@@ -111,9 +107,9 @@ print(len(members), "members loaded")
 
 async def test_variables_survive_a_restart_of_the_only_replica(store: RecordStore) -> None:
     turns: list[Turn] = [
-        _code(1, STATEFUL),
+        code_turn(1, STATEFUL),
         "loaded",
-        _code(2, "print(sorted(m['id'] for m in members)[0])"),
+        code_turn(2, "print(sorted(m['id'] for m in members)[0])"),
         "done",
     ]
     backend = ScriptedModel.from_turns(turns, name="scripted:t", about="test")
@@ -163,7 +159,7 @@ print("got", len(json.loads(text)), "members")
 
 
 async def test_a_diverging_rerun_is_reported_not_answered(store: RecordStore) -> None:
-    turns: list[Turn] = [_code(1, NONDETERMINISTIC), "unreachable"]
+    turns: list[Turn] = [code_turn(1, NONDETERMINISTIC), "unreachable"]
     backend = ScriptedModel.from_turns(turns, name="scripted:t", about="test")
     tools = [CODE_TOOL, *expense_tools()]
     stack, proxies = await _replicas(store, 2, {"scripted:expense-audit": backend})

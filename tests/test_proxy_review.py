@@ -20,9 +20,11 @@ from fakes.proxy_setup import (
     KEY_B,
     Proxy,
     answer_calls,
+    code_turn,
     config,
     expense_tools,
     running_proxy,
+    scripted,
 )
 from openptc.models.base import (
     Model,
@@ -37,14 +39,6 @@ from openptc.proxy.store import MemoryStore, RecordStore
 from openptc.sandbox.local import LocalSandbox
 
 HEADERS = {"x-api-key": KEY_A, "anthropic-version": "2023-06-01"}
-
-
-def _code(n: int, program: str) -> list[ToolUseBlock]:
-    return [ToolUseBlock(id=f"toolu_code{n}", name="code_execution", input={"code": program})]
-
-
-def _scripted(*turns: Turn) -> ScriptedModel:
-    return ScriptedModel.from_turns(turns, name="scripted:review", about="review")
 
 
 def _by_first_user_text(table: dict[str, list[Turn]]) -> ScriptedModel:
@@ -150,7 +144,7 @@ print(await get_team_members({"department": "engineering"}))
 
 
 async def test_late_answer_after_a_timeout_gets_the_calls_the_program_made_since() -> None:
-    backend = _scripted(_code(1, TIMEOUT_THEN_ANOTHER_CALL), "done")
+    backend = scripted(code_turn(1, TIMEOUT_THEN_ANOTHER_CALL), "done")
     settings = config(tool_result_timeout_s=0.3)
     async with running_proxy(settings, {"scripted:expense-audit": backend}) as proxy:
         client = proxy.client()
@@ -189,7 +183,7 @@ print(len(await first), len(await second))
 
 
 async def test_a_call_made_after_the_response_went_out_is_asked_for_not_demanded() -> None:
-    backend = _scripted(_code(1, CALL_AFTER_A_PAUSE), "done")
+    backend = scripted(code_turn(1, CALL_AFTER_A_PAUSE), "done")
     async with running_proxy(config(), {"scripted:expense-audit": backend}) as proxy:
         client = proxy.client()
         tools = [CODE_TOOL, *expense_tools()]
@@ -224,12 +218,12 @@ async def test_a_request_queued_behind_a_failing_one_keeps_the_containers_state(
 
     backend = _by_first_user_text(
         {
-            "setup": [_code(1, "x = 41\nprint('set')"), "x is set"],
+            "setup": [code_turn(1, "x = 41\nprint('set')"), "x is set"],
             "slow then fail": [
-                _code(2, "await asyncio.sleep(1.0)\nprint('slept')"),
+                code_turn(2, "await asyncio.sleep(1.0)\nprint('slept')"),
                 ModelError("the backend went away"),  # type: ignore[list-item]
             ],
-            "read x": [_code(3, "print(x + 1)"), "done"],
+            "read x": [code_turn(3, "print(x + 1)"), "done"],
         }
     )
     async with _proxy_with_sandbox(config(), backend) as (proxy, sandbox):
@@ -265,8 +259,8 @@ async def test_a_request_queued_behind_a_failing_one_keeps_the_containers_state(
 async def test_another_keys_request_does_not_disturb_the_container() -> None:
     backend = _by_first_user_text(
         {
-            "setup": [_code(1, "import random\ntoken = random.random()\nprint(token)"), "ok"],
-            "read": [_code(2, "print(token)"), "done"],
+            "setup": [code_turn(1, "import random\ntoken = random.random()\nprint(token)"), "ok"],
+            "read": [code_turn(2, "print(token)"), "done"],
             "probe": ["never reached"],
         }
     )
@@ -298,9 +292,9 @@ async def test_another_keys_request_does_not_disturb_the_container() -> None:
 async def test_a_client_leaving_a_stream_mid_program_does_not_wedge_the_container() -> None:
     backend = _by_first_user_text(
         {
-            "setup": [_code(1, "x = 41\nprint('set')"), "x is set"],
-            "slow": [_code(2, "await asyncio.sleep(1.5)\nprint('slow')"), "slow done"],
-            "read x": [_code(3, "print(x + 1)"), "done"],
+            "setup": [code_turn(1, "x = 41\nprint('set')"), "x is set"],
+            "slow": [code_turn(2, "await asyncio.sleep(1.5)\nprint('slow')"), "slow done"],
+            "read x": [code_turn(3, "print(x + 1)"), "done"],
         }
     )
     async with _proxy_with_sandbox(config(), backend) as (proxy, sandbox):
@@ -353,7 +347,7 @@ print(v)
 
 
 async def test_a_rebuild_does_not_feed_a_program_an_answer_it_never_received() -> None:
-    backend = _scripted(_code(1, TIMEOUT_IS_HANDLED), "done", _code(2, "print(v)"), "ok")
+    backend = scripted(code_turn(1, TIMEOUT_IS_HANDLED), "done", code_turn(2, "print(v)"), "ok")
     settings = config(tool_result_timeout_s=0.3)
     store = MemoryStore()
     models = {"scripted:expense-audit": backend}
@@ -403,7 +397,7 @@ print(await get_team_members({"department": token}))
 
 async def test_divergence_logs_hold_no_tool_inputs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="openptc.proxy")
-    backend = _scripted(_code(1, SECRET_INPUT), "unreachable")
+    backend = scripted(code_turn(1, SECRET_INPUT), "unreachable")
     store = MemoryStore()
     models = {"scripted:expense-audit": backend}
     tools = [CODE_TOOL, *expense_tools()]
@@ -440,7 +434,7 @@ async def test_divergence_logs_hold_no_tool_inputs(caplog: pytest.LogCaptureFixt
 
 # -- 8. a tool name that is not a Python identifier is accepted but cannot be called -------------
 async def test_a_code_callable_tool_with_a_hyphen_is_refused_or_callable() -> None:
-    backend = _scripted("ok")
+    backend = scripted("ok")
     weather = {
         "name": "get-weather",  # a valid Anthropic tool name
         "description": "The weather in a city.",
@@ -469,10 +463,10 @@ async def test_a_code_callable_tool_with_a_hyphen_is_refused_or_callable() -> No
 
 # -- 9. a request that runs longer than container_idle_s loses its container ---------------------
 async def test_a_request_longer_than_the_idle_time_keeps_its_container() -> None:
-    backend = _scripted(
-        _code(1, "x = 41\nawait asyncio.sleep(2)\nprint('slept')"),
+    backend = scripted(
+        code_turn(1, "x = 41\nawait asyncio.sleep(2)\nprint('slept')"),
         "done",
-        _code(2, "print(x + 1)"),
+        code_turn(2, "print(x + 1)"),
         "ok",
     )
     settings = config(container_idle_s=1.0)
@@ -503,8 +497,8 @@ async def test_a_request_longer_than_the_idle_time_keeps_its_container() -> None
 async def test_a_second_request_does_not_wedge_the_one_using_the_container() -> None:
     backend = _by_first_user_text(
         {
-            "setup": [_code(1, "print('ready')"), "ready"],
-            "slow": [_code(2, "await asyncio.sleep(3)\nprint('slept')"), "slow done"],
+            "setup": [code_turn(1, "print('ready')"), "ready"],
+            "slow": [code_turn(2, "await asyncio.sleep(3)\nprint('slept')"), "slow done"],
             "other": ["other done"],
         }
     )
@@ -552,7 +546,7 @@ class _FlakySandbox(LocalSandbox):
 
 async def test_a_resume_can_be_retried_after_a_sandbox_failure() -> None:
     program = 'print(len(json.loads(await get_team_members({"department": "sales"}))))'
-    backend = _scripted(_code(1, program), "done")
+    backend = scripted(code_turn(1, program), "done")
     store = MemoryStore()
     tools = [CODE_TOOL, *expense_tools()]
     flaky = _FlakySandbox(pool_size=0)

@@ -17,8 +17,9 @@ from pydantic import SecretStr
 
 from fakes.harness import serve
 from openptc.bench import expense
-from openptc.models.base import Model
+from openptc.models.base import Model, ToolUseBlock
 from openptc.models.resolve import model_from_string
+from openptc.models.scripted import ScriptedModel, Turn
 from openptc.proxy.app import create_app
 from openptc.proxy.config import ApiKey, ProxyConfig
 from openptc.proxy.store import RecordStore
@@ -125,3 +126,13 @@ async def answer_until_done(
         ]
         response = await client.messages.create(messages=messages, container=container, **request)
     return response
+
+
+def code_turn(n: int, program: str) -> list[ToolUseBlock]:
+    """A backend turn that runs ``program`` with the code tool (as the hosted API names it)."""
+    return [ToolUseBlock(id=f"toolu_code{n}", name="code_execution", input={"code": program})]
+
+
+def scripted(*turns: Turn) -> ScriptedModel:
+    """A backend that plays ``turns`` in order (labelled as a test script)."""
+    return ScriptedModel.from_turns(turns, name="scripted:test", about="test script")
