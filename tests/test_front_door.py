@@ -36,6 +36,17 @@ def test_readme_library_example_runs_as_written() -> None:
     assert lines[1] == "c0 spent the most. 2 4"
 
 
+def run_readme_block(index: int, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """One python block of the README, as its own process, with ``env`` (plus a bare PATH)."""
+    return subprocess.run(
+        [sys.executable, "-c", readme_python_blocks()[index]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+
+
 def test_readme_replay_example_runs_as_written() -> None:
     blocks = readme_python_blocks()
     assert len(blocks) == 4  # every python block of the README is run by a test
@@ -105,13 +116,9 @@ def test_ptc_bench_replay_writes_json(tmp_path: Path) -> None:
 
 def test_readme_proxy_example_runs_against_ptc_serve() -> None:
     """`ptc serve` as a real process; the README's client, unchanged, through the official SDK."""
-    import socket
+    from fakes.harness import free_port, wait_until_ready
 
-    from fakes.harness import wait_until_ready
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [
             PTC,
@@ -130,18 +137,8 @@ def test_readme_proxy_example_runs_against_ptc_serve() -> None:
     )
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/health", server)
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
-            "ANTHROPIC_API_KEY": "sk-local-1",
-        }
-        done = subprocess.run(
-            [sys.executable, "-c", readme_python_blocks()[2]],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=env,
-        )
+        env = {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "ANTHROPIC_API_KEY": "sk-local-1"}
+        done = run_readme_block(2, env)
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines() == [
             "program paused on 1 call(s)",
@@ -165,14 +162,7 @@ def test_readme_fleet_example_runs_against_ptc_sandbox_server() -> None:
     from fakes.sandbox_server import TOKEN, server_process
 
     with server_process() as (url, _):
-        env = {"PATH": "/usr/bin:/bin", "PTC_SANDBOX_URL": url, "PTC_SANDBOX_TOKEN": TOKEN}
-        done = subprocess.run(
-            [sys.executable, "-c", readme_python_blocks()[3]],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=env,
-        )
+        done = run_readme_block(3, {"PTC_SANDBOX_URL": url, "PTC_SANDBOX_TOKEN": TOKEN})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "program ran on the server; its 49 tool calls ran here",

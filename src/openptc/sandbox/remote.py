@@ -296,25 +296,20 @@ class RemoteSession:
         args: dict[str, Any],
         records: list[ToolCallRecord],
     ) -> None:
-        def value(v: Any) -> str:
-            return json.dumps(
-                {"type": "tool_result", "execution": execution_id, "id": call_id, "ok": True,
-                 "value": v}
-            )  # fmt: skip
+        envelope = {"type": "tool_result", "execution": execution_id, "id": call_id}
 
-        def error(e: Any) -> str:
-            return json.dumps(
-                {
-                    "type": "tool_result",
-                    "execution": execution_id,
-                    "id": call_id,
-                    "ok": False,
-                    "error": {"type": e.kind, "message": str(e)},
-                }
-            )
+        def value(v: Any) -> str:
+            try:
+                return json.dumps({**envelope, "ok": True, "value": v}, allow_nan=False)
+            except (TypeError, ValueError) as exc:  # the program sees it, as on the local bridge
+                raise ToolCallError(f"the tool returned a value that is not JSON: {exc}") from None
+
+        def error(e: ToolCallError) -> str:
+            failure = {"type": e.kind, "message": str(e)}
+            return json.dumps({**envelope, "ok": False, "error": failure})
 
         data = await run_tool_call(
-            tools, call_id, tool, args, records=records, on_value=_checked(value), on_error=error
+            tools, call_id, tool, args, records=records, on_value=value, on_error=error
         )
         with contextlib.suppress(ConnectionClosed):
             await self._connection.send(data)
@@ -334,15 +329,3 @@ class RemoteSession:
         self._sandbox._forget(self)
         with contextlib.suppress(Exception):
             await self._connection.close()
-
-
-def _checked(encode: Any) -> Any:
-    """A value that is not JSON becomes the program's error, as on the local bridge."""
-
-    def encode_value(v: Any) -> str:
-        try:
-            return str(encode(v))
-        except (TypeError, ValueError) as exc:
-            raise ToolCallError(f"the tool returned a value that is not JSON: {exc}") from None
-
-    return encode_value

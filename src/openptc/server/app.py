@@ -287,7 +287,6 @@ def _start_execution(
         execution_id=message.get("id"),
         report_blocked=bool(message.get("report_blocked")),
     )
-    hosted.executing = True
     hosted.last_used = time.monotonic()
 
     async def run() -> None:
@@ -308,7 +307,6 @@ def _start_execution(
         except Exception as exc:
             outgoing.put_nowait(_socket_error("sandbox_failed", f"the sandbox failed: {exc}"))
         finally:
-            hosted.executing = False
             hosted.running = None
             hosted.last_used = time.monotonic()
 

@@ -20,7 +20,6 @@ class HostedSession:
     session: Session
     owner: str
     last_used: float = field(default_factory=time.monotonic)
-    executing: bool = False
     running: asyncio.Task[None] | None = None  # the execution in flight, to cancel it
     # Ends the session's connection when the server closes the session (idle, shutdown).
     hang_up: Callable[[], Awaitable[None]] | None = None
@@ -28,6 +27,10 @@ class HostedSession:
     @property
     def id(self) -> str:
         return self.session.id
+
+    @property
+    def executing(self) -> bool:
+        return self.running is not None
 
 
 class SessionRegistry:
