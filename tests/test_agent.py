@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from openptc.agent import Agent, RunResult
-from openptc.bench import brains, expense
 from openptc.models import (
     Message,
     ModelError,
@@ -26,6 +25,7 @@ from openptc.models import (
 from openptc.prompts import CODE_TOOL_NAME
 from openptc.sandbox.base import Limits
 from openptc.sandbox.local import LocalSandbox
+from openptc.scenarios import brains, expense
 from openptc.tools import Toolbox, tool
 
 BUGGY_PROGRAM = expense.REFERENCE_PROGRAM.replace('e["amount"]', 'e["amt"]')

@@ -31,10 +31,11 @@ from fakes.agentcore_server import (
 from fakes.aws_env import isolate_aws
 from fakes.harness import Recorder, closed_port_url, serve
 from openptc.agent import Agent
-from openptc.bench import brains, expense
 from openptc.bench.replay_bench import portable_expense_tools
 from openptc.models import ScriptedModel
-from openptc.sandbox.agentcore import (
+from openptc.sandbox.base import Limits, SessionClosed
+from openptc.sandbox.local import LocalSandbox
+from openptc.sandbox.managed.agentcore import (
     AgentCoreAuthError,
     AgentCoreError,
     AgentCoreInterpreter,
@@ -47,10 +48,9 @@ from openptc.sandbox.agentcore import (
     agentcore_sandbox,
     read_stream,
 )
-from openptc.sandbox.base import Limits, SessionClosed
-from openptc.sandbox.interpreter import CodeInterpreter
-from openptc.sandbox.local import LocalSandbox
-from openptc.sandbox.replay import ReplaySandbox
+from openptc.sandbox.managed.interpreter import CodeInterpreter
+from openptc.sandbox.managed.replay import ReplaySandbox
+from openptc.scenarios import brains, expense
 
 TIMEOUT_S = 20.0
 

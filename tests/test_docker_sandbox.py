@@ -22,7 +22,6 @@ from docker.errors import NotFound
 
 from fakes.docker_service import DockerHandle, start_docker
 from openptc.agent import Agent
-from openptc.bench import brains, expense
 from openptc.models import ScriptedModel
 from openptc.sandbox.base import (
     Limits,
@@ -41,13 +40,14 @@ from openptc.sandbox.docker import (
     gc_command,
     gc_strays,
 )
-from openptc.sandbox.docker_container import (
+from openptc.sandbox.docker.container import (
     SANDBOX_LABEL,
     Owner,
     container_spec,
     process_start,
 )
-from openptc.sandbox.docker_stream import FrameSplitter
+from openptc.sandbox.docker.stream import FrameSplitter
+from openptc.scenarios import brains, expense
 from openptc.tools import Toolbox
 
 LIMITS = Limits(timeout_s=30, memory_mb=256, processes=32, disk_mb=32)

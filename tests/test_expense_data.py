@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic_core import to_jsonable_python
 
-from openptc.bench.expense import (
+from openptc.scenarios.expense import (
     MAIN_STYLE_PROGRAM,
     QUARTERS,
     REFERENCE_PROGRAM,

@@ -29,10 +29,10 @@ from openptc import Toolbox, tool
 from openptc.sandbox import remote
 from openptc.sandbox.base import Limits, SandboxError
 from openptc.sandbox.docker import DockerSandbox
-from openptc.sandbox.docker_container import SANDBOX_LABEL
+from openptc.sandbox.docker.container import SANDBOX_LABEL
 from openptc.sandbox.local import LocalSandbox
+from openptc.sandbox.local.worker import Worker
 from openptc.sandbox.remote import RemoteSandbox, SessionLost
-from openptc.sandbox.worker import Worker
 from openptc.server.app import _make_sandbox, create_server_app
 
 SLEEP = "import time\ntime.sleep(30)"

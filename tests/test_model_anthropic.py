@@ -23,7 +23,6 @@ from fakes.anthropic_server import (
     parse_request,
 )
 from openptc.agent import Agent, RunResult
-from openptc.bench import brains, expense
 from openptc.models import (
     Message,
     ModelRequest,
@@ -47,6 +46,7 @@ from openptc.models.retry import RetryPolicy
 from openptc.models.scripted import Policy, Turn
 from openptc.prompts import CODE_TOOL_NAME, Mode, system_prompt
 from openptc.sandbox.local import LocalSandbox
+from openptc.scenarios import brains, expense
 
 FAST = RetryPolicy(attempts=3, base_delay_s=0.01)
 # One event loop for the module, so one fake server serves every test (uvicorn takes ~0.2 s to

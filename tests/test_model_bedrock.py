@@ -34,7 +34,6 @@ from fakes.bedrock_server import (
 )
 from fakes.harness import Recorder, closed_port_url, serve
 from openptc.agent import Agent, RunResult
-from openptc.bench import brains, expense
 from openptc.models import (
     Message,
     ModelRequest,
@@ -56,6 +55,7 @@ from openptc.models.errors import (
 from openptc.models.retry import RetryPolicy
 from openptc.prompts import CODE_TOOL_NAME
 from openptc.sandbox.local import LocalSandbox
+from openptc.scenarios import brains, expense
 
 MODEL_ID = "anthropic.claude-sonnet-4-6-v1:0"  # the ':' must survive the URL path
 FAST = RetryPolicy(attempts=3, base_delay_s=0.01)

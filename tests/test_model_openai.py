@@ -19,7 +19,6 @@ from starlette.applications import Starlette
 from fakes.harness import Fault, Recorder, closed_port_url, serve
 from fakes.openai_server import BrokenStream, error_body, openai_app
 from openptc.agent import Agent, RunResult
-from openptc.bench import brains, expense
 from openptc.models import (
     Block,
     Message,
@@ -47,6 +46,7 @@ from openptc.models.openai import OpenAIChatModel, OpenAIResponsesModel
 from openptc.models.retry import RetryPolicy
 from openptc.prompts import CODE_TOOL_NAME, Mode, system_prompt
 from openptc.sandbox.local import LocalSandbox
+from openptc.scenarios import brains, expense
 
 KEY = "sk-proj-test-0123456789abcdef"
 FAST = RetryPolicy(attempts=3, base_delay_s=0.01)

@@ -27,8 +27,8 @@ from fakes.proxy_setup import (
     expense_tools,
     running_proxy,
 )
-from openptc.bench import expense
 from openptc.proxy.history import CONTAINER_REQUIRED
+from openptc.scenarios import expense
 
 HEADERS = {"x-api-key": KEY_A, "anthropic-version": "2023-06-01"}
 

@@ -19,8 +19,8 @@ from fakes.proxy_setup import (
     running_proxy,
     scripted,
 )
-from openptc.bench import expense
 from openptc.models.base import ToolResultBlock, ToolUseBlock
+from openptc.scenarios import expense
 
 
 @pytest.fixture

@@ -26,10 +26,10 @@ from fakes.proxy_setup import (
     expense_tools,
     running_proxy,
 )
-from openptc.bench import expense
 from openptc.models.scripted import ScriptedModel, Turn
 from openptc.proxy.redis_store import RedisStore
 from openptc.proxy.store import MemoryStore, RecordStore
+from openptc.scenarios import expense
 
 
 @pytest.fixture(params=["redis", "memory"])

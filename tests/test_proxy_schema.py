@@ -41,9 +41,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from fakes.proxy_setup import KEY_A, KEY_B, config, expense_tools, running_proxy
-from openptc.bench import expense
 from openptc.proxy.config import ApiKey
 from openptc.proxy.openapi import openapi_document
+from openptc.scenarios import expense
 from openptc.tools import Toolbox, ToolCallError
 
 VERSIONS = ("2023-06-01", "2026-10-21")

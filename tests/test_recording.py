@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from openptc import Agent, LocalSandbox, ScriptedModel
-from openptc.bench import brains, expense
 from openptc.loading import load_toolbox
 from openptc.models import ModelError, ModelResponse, ModelUsage, TextBlock, ToolUseBlock
-from openptc.models.recording import (
+from openptc.recording import (
     RecordingModel,
     load_transcript,
     replay_model,
     response_from_json,
     response_to_json,
 )
+from openptc.scenarios import brains, expense
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,15 +73,15 @@ def test_not_a_transcript_is_refused(tmp_path: Path) -> None:
 
 
 def test_load_toolbox_accepts_factories_lists_and_reports_mistakes() -> None:
-    assert load_toolbox("openptc.bench.expense:make_tools").names == (
+    assert load_toolbox("openptc.scenarios.expense:make_tools").names == (
         "get_team_members",
         "get_expenses",
         "get_custom_budget",
     )
     with pytest.raises(ValueError, match=r"package\.module:attribute"):
-        load_toolbox("openptc.bench.expense")
+        load_toolbox("openptc.scenarios.expense")
     with pytest.raises(ValueError, match="no attribute 'nope'"):
-        load_toolbox("openptc.bench.expense:nope")
+        load_toolbox("openptc.scenarios.expense:nope")
     with pytest.raises(ValueError, match="cannot import"):
         load_toolbox("no_such_module_xyz:tools")
 
@@ -89,7 +89,7 @@ def test_load_toolbox_accepts_factories_lists_and_reports_mistakes() -> None:
 def test_ptc_run_records_and_replays(tmp_path: Path) -> None:
     ptc = str(Path(sys.executable).with_name("ptc"))
     transcript = tmp_path / "run.jsonl"
-    common = [expense.QUESTION, "--tools", "openptc.bench.expense:make_tools"]
+    common = [expense.QUESTION, "--tools", "openptc.scenarios.expense:make_tools"]
     env = {"PATH": "/usr/bin:/bin", "COLUMNS": "200"}
     recorded = subprocess.run(
         [ptc, "run", *common, "--model", "scripted:expense-audit", "--record", str(transcript)],

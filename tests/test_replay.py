@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 from openptc.agent import Agent
-from openptc.bench import brains, expense
 from openptc.bench.replay_bench import chain_program, portable_expense_tools
 from openptc.models import ScriptedModel
 from openptc.sandbox import replay_harness
 from openptc.sandbox.base import Limits, SandboxError, ToolCallError, ToolSignature
-from openptc.sandbox.interpreter import CodeRun
-from openptc.sandbox.portable import NotPortable, portable
-from openptc.sandbox.replay import ReplaySandbox, ReplaySession
+from openptc.sandbox.managed.interpreter import CodeRun
+from openptc.sandbox.managed.portable import NotPortable, portable
+from openptc.sandbox.managed.replay import ReplaySandbox, ReplaySession
+from openptc.scenarios import brains, expense
 from openptc.tools import Toolbox
 
 

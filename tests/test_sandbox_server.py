@@ -14,10 +14,10 @@ import pytest
 
 from fakes.sandbox_server import OTHER_TOKEN, TOKEN, running_server, server_process
 from openptc import Agent, Toolbox, tool
-from openptc.bench import expense
 from openptc.sandbox.base import SandboxError
 from openptc.sandbox.local import LocalSandbox
 from openptc.sandbox.remote import RemoteSandbox, SessionLost
+from openptc.scenarios import expense
 
 
 async def test_the_expense_audit_through_the_remote_backend() -> None:

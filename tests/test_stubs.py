@@ -37,15 +37,15 @@ def test_render_stubs_is_what_tools_and_toolboxes_delegate_to() -> None:
     def b(h: Headers) -> Page: ...
 
     tools: list[Tool[..., Any]] = [tool(a), tool(b)]
-    assert render_stubs(tools) == Toolbox(tools).render_stubs()
-    assert render_stubs(tools[:1], imports=False) == tools[0].render_stub(imports=False)
+    assert render_stubs([t.stub for t in tools]) == Toolbox(tools).render_stubs()
+    assert render_stubs([tools[0].stub], imports=False) == tools[0].render_stub(imports=False)
     assert render_stubs([]) == "\n"
 
 
 def test_excluded_fields_are_left_out_and_computed_fields_included() -> None:
     def f() -> Report: ...
 
-    stub = render_stubs([tool(f)])
+    stub = render_stubs([tool(f).stub])
     assert "class Report(TypedDict):\n    total: int\n    double: int  # total times two\n" in stub
     assert "secret" not in stub
 
@@ -53,7 +53,7 @@ def test_excluded_fields_are_left_out_and_computed_fields_included() -> None:
 def test_keys_that_are_not_identifiers_use_the_functional_syntax() -> None:
     def f(h: Headers) -> None: ...
 
-    stub = render_stubs([tool(f)])
+    stub = render_stubs([tool(f).stub])
     ast.parse(stub)
     assert (
         'Headers = TypedDict("Headers", {\n    "content-type": str,\n'
@@ -64,7 +64,7 @@ def test_keys_that_are_not_identifiers_use_the_functional_syntax() -> None:
 def test_dataclass_field_descriptions_and_newtype_and_tuple() -> None:
     def f(p: Page, u: UserId, pair: tuple[int, str]) -> None: ...
 
-    stub = render_stubs([tool(f)])
+    stub = render_stubs([tool(f).stub])
     ast.parse(stub)
     assert "    size: int  # items per page\n    tags: NotRequired[list[str]]  # labels\n" in stub
     assert "async def f(p: Page, u: int, pair: list[int | str]) -> None:" in stub

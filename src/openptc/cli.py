@@ -15,7 +15,6 @@ from rich.table import Table
 
 from openptc.agent import Agent
 from openptc.bench import replay_bench
-from openptc.bench.expense import QUESTION
 from openptc.bench.report import write_report
 from openptc.bench.sandbox_bench import run_sandbox_bench
 from openptc.demo import (
@@ -28,8 +27,9 @@ from openptc.demo import (
 from openptc.doctor import diagnose
 from openptc.loading import load_toolbox
 from openptc.models import Model, ModelError, model_from_string
-from openptc.models.recording import RecordingModel, replay_model
 from openptc.prompts import Mode
+from openptc.recording import RecordingModel, replay_model
+from openptc.scenarios.expense import QUESTION
 
 app = typer.Typer(
     help="openptc: programmatic tool calling for any model.",
@@ -137,7 +137,7 @@ def run(
     ] = DEFAULT_MODEL,
     tools: Annotated[
         str, typer.Option(help="Tools as package.module:attribute (Toolbox, list or factory).")
-    ] = "openptc.bench.expense:make_tools",
+    ] = "openptc.scenarios.expense:make_tools",
     mode: Annotated[str, typer.Option(help="ptc, direct or hybrid.")] = "ptc",
     record: Annotated[
         Path | None, typer.Option(help="Save the model's responses to this transcript.")

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from openptc.agent import Agent, RunResult
-from openptc.bench import expense
 from openptc.models import TextSink, model_from_string
 from openptc.sandbox.local import LocalSandbox
+from openptc.scenarios import expense
 from openptc.tools import Toolbox
 
 DEFAULT_MODEL = "scripted:expense-audit"

@@ -1,7 +1,7 @@
 """Load a toolbox named on the command line: ``package.module:attribute``.
 
 The attribute may be a ``Toolbox``, a list of tools or functions, or a function returning
-either (such as ``openptc.bench.expense:make_tools``), so existing code needs no wrapper.
+either (such as ``openptc.scenarios.expense:make_tools``), so existing code needs no wrapper.
 """
 
 from __future__ import annotations

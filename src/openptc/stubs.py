@@ -18,16 +18,14 @@ import re
 import types
 import typing
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args, get_origin
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import typing_extensions
 from pydantic import BaseModel, TypeAdapter
 from pydantic_core import PydanticSerializationError, PydanticUndefined, to_jsonable_python
 
-if TYPE_CHECKING:
-    from openptc.tools import Tool
-
-__all__ = ["annotated_description", "render_stubs"]
+__all__ = ["FunctionStub", "StubParam", "annotated_description", "render_stubs"]
 
 _EMPTY: Any = inspect.Parameter.empty
 _ARRAYS = {list, set, frozenset, tuple, abc.Sequence, abc.MutableSequence, abc.Set, abc.Iterable}
@@ -40,9 +38,34 @@ _FORMAT_NOTES |= {"time": "ISO 8601 time", "duration": "ISO 8601 duration"}
 _SECTIONS = re.compile(r"^(?=(?:Returns|Yields|Raises|Examples?|Notes?):[ \t]*$)", re.M)
 
 
-def render_stubs(tools: Iterable[Tool[..., Any]], *, imports: bool = True) -> str:
-    """The tools as Python source: the ``typing`` import, then TypedDicts, then the functions."""
-    return _StubWriter().render(tools, imports=imports)
+@dataclass(frozen=True)
+class StubParam:
+    """One parameter as a stub shows it: its annotation, and its default unless required."""
+
+    name: str
+    annotation: Any  # a type; ``inspect.Parameter.empty`` when there is none
+    description: str | None = None
+    default: Any = _EMPTY  # ``inspect.Parameter.empty`` when the argument is required
+    keyword_only: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is _EMPTY
+
+
+@dataclass(frozen=True)
+class FunctionStub:
+    """What a stub is rendered from: a tool's name, description, parameters and result type."""
+
+    name: str
+    description: str
+    params: tuple[StubParam, ...]
+    returns: Any  # a type; ``inspect.Parameter.empty`` when there is none
+
+
+def render_stubs(functions: Iterable[FunctionStub], *, imports: bool = True) -> str:
+    """The functions as Python source: the ``typing`` import, then TypedDicts, then the stubs."""
+    return _StubWriter().render(functions, imports=imports)
 
 
 def annotated_description(annotation: Any) -> str | None:
@@ -62,11 +85,11 @@ class _StubWriter:
         self._blocks: list[str] = []
         self._typing: set[str] = set()
 
-    def render(self, tools: Iterable[Tool[..., Any]], *, imports: bool) -> str:
-        functions = [self._function(t) for t in tools]
+    def render(self, functions: Iterable[FunctionStub], *, imports: bool) -> str:
+        sources = [self._function(f) for f in functions]
         names = ", ".join(sorted(self._typing))
         header = [f"from typing import {names}"] if imports and names else []
-        return "\n\n".join([*header, *self._blocks, *functions]) + "\n"
+        return "\n\n".join([*header, *self._blocks, *sources]) + "\n"
 
     def _expr(self, tp: Any, notes: list[str]) -> str:
         """``tp`` as a type expression; anything a comment should add goes to ``notes``."""
@@ -155,25 +178,25 @@ class _StubWriter:
         comment = "; ".join(notes)
         return key, text, f"  # {comment}" if comment else ""
 
-    def _function(self, t: Tool[..., Any]) -> str:
+    def _function(self, f: FunctionStub) -> str:
         params: list[str] = []
         docs: list[str] = []
-        for p in t._param_info:
+        for p in f.params:
             notes: list[str] = []
-            text = f"{p.param.name}: {self._expr(p.annotation, notes)}"
-            if p.param.kind is inspect.Parameter.KEYWORD_ONLY and "*" not in params:
+            text = f"{p.name}: {self._expr(p.annotation, notes)}"
+            if p.keyword_only and "*" not in params:
                 params.append("*")
-            params.append(text if p.required else f"{text} = {_py_literal(p.param.default)}")
+            params.append(text if p.required else f"{text} = {_py_literal(p.default)}")
             if desc := " ".join([*(p.description or "").split(), *(f"({n})" for n in notes)]):
-                docs.append(f"{p.param.name}: {desc}")
+                docs.append(f"{p.name}: {desc}")
         ret_notes: list[str] = []
-        ret = self._expr(t._return_type, ret_notes)
-        head = f"async def {t.name}({', '.join(params)}) -> {ret}:"
+        ret = self._expr(f.returns, ret_notes)
+        head = f"async def {f.name}({', '.join(params)}) -> {ret}:"
         if len(head) > 100:
             head = (
-                f"async def {t.name}(\n" + "".join(f"    {p},\n" for p in params) + f") -> {ret}:"
+                f"async def {f.name}(\n" + "".join(f"    {p},\n" for p in params) + f") -> {ret}:"
             )
-        return head + "\n" + _docstring(t.description, docs, ret_notes)
+        return head + "\n" + _docstring(f.description, docs, ret_notes)
 
 
 def _docstring(description: str, args: list[str], return_notes: list[str]) -> str:

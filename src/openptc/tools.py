@@ -58,8 +58,8 @@ class Tool(Generic[P, R]):
     output_schema: dict[str, Any] | None
     callers: frozenset[str]
     params: tuple[str, ...]
-    _param_info: tuple[_Param, ...] = field(repr=False)  # also read by openptc.stubs
-    _return_type: Any = field(repr=False)  # for openptc.stubs; inspect.Parameter.empty if none
+    _param_info: tuple[_Param, ...] = field(repr=False)
+    _return_type: Any = field(repr=False)  # inspect.Parameter.empty if none
     _args_model: type[BaseModel] = field(repr=False)
     _returns: TypeAdapter[Any] | None = field(repr=False)
 
@@ -77,9 +77,28 @@ class Tool(Generic[P, R]):
             "input_schema": self.input_schema,
         }
 
+    @property
+    def stub(self) -> stubs.FunctionStub:
+        """What this tool's Python stub is rendered from."""
+        return stubs.FunctionStub(
+            name=self.name,
+            description=self.description,
+            params=tuple(
+                stubs.StubParam(
+                    name=p.param.name,
+                    annotation=p.annotation,
+                    description=p.description,
+                    default=p.param.default,
+                    keyword_only=p.param.kind is inspect.Parameter.KEYWORD_ONLY,
+                )
+                for p in self._param_info
+            ),
+            returns=self._return_type,
+        )
+
     def render_stub(self, *, imports: bool = True) -> str:
         """This tool alone as Python source, with the TypedDicts it uses."""
-        return stubs.render_stubs([self], imports=imports)
+        return stubs.render_stubs([self.stub], imports=imports)
 
     async def invoke(self, arguments: Mapping[str, Any]) -> Any:
         """Validate a model's arguments, run the function, return its result as plain JSON."""
@@ -356,7 +375,7 @@ class Toolbox:
 
     def render_stubs(self, *, imports: bool = True) -> str:
         """All tools as Python stubs, each structured type defined once, before its first use."""
-        return stubs.render_stubs(self, imports=imports)
+        return stubs.render_stubs((t.stub for t in self), imports=imports)
 
     def specs(self) -> list[dict[str, Any]]:
         """``{"name", "description", "input_schema"}`` per tool, for direct tool calling."""

@@ -16,13 +16,13 @@ import anthropic
 from pydantic import SecretStr
 
 from fakes.harness import serve
-from openptc.bench import expense
 from openptc.models.base import Model, ToolUseBlock
 from openptc.models.resolve import model_from_string
 from openptc.models.scripted import ScriptedModel, Turn
 from openptc.proxy.app import create_app
 from openptc.proxy.config import ApiKey, ProxyConfig
 from openptc.proxy.store import RecordStore
+from openptc.scenarios import expense
 from openptc.tools import Toolbox
 
 KEY_A = "sk-proxy-test-a"

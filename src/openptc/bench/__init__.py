@@ -1,0 +1,1 @@
+"""Measurement only: the benchmark runners and their report."""

@@ -15,13 +15,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from openptc.bench import expense
 from openptc.bench.report import report_header
 from openptc.sandbox.base import Limits, Session, ToolHost, ToolSignature
-from openptc.sandbox.interpreter import CodeInterpreter, CodeRun, LocalInterpreter
 from openptc.sandbox.local import LocalSandbox
-from openptc.sandbox.portable import PortableTool, portable
-from openptc.sandbox.replay import TRANSPORT_OUTPUT_BYTES, ReplaySandbox
+from openptc.sandbox.managed.interpreter import CodeInterpreter, CodeRun, LocalInterpreter
+from openptc.sandbox.managed.portable import PortableTool, portable
+from openptc.sandbox.managed.replay import TRANSPORT_OUTPUT_BYTES, ReplaySandbox
+from openptc.scenarios import expense
 from openptc.tools import Toolbox
 
 Progress = Callable[[str], None]
@@ -44,8 +44,8 @@ def expense_snapshot(data: expense.ExpenseData | None = None) -> dict[str, Any]:
 def portable_expense_tools(data: expense.ExpenseData | None = None) -> list[PortableTool]:
     """The three expense tools as pre-loaded tools over a snapshot of the Q3 engineering data.
 
-    ``openptc.bench.expense`` cannot be imported inside an interpreter (no site-packages), so the
-    data travels in the tools' source, as constants they close over.
+    ``openptc.scenarios.expense`` cannot be imported inside an interpreter (no site-packages), so
+    the data travels in the tools' source, as constants they close over.
     """
     snapshot = expense_snapshot(data)
     members: list[dict[str, Any]] = snapshot["members"]

@@ -19,8 +19,8 @@ from typing import Any
 
 from openptc.bench.report import report_header
 from openptc.sandbox.base import ToolSignature
-from openptc.sandbox.isolation import Interpreter
 from openptc.sandbox.local import LocalSandbox
+from openptc.sandbox.local.isolation import Interpreter
 from openptc.sandbox.pool import REFILL_DELAY_S
 
 PAYLOAD = "x" * 1000  # ~1 KB of JSON each way, as in the measured facts

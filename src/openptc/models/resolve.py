@@ -11,6 +11,9 @@ imported only when their prefix is used, so ``openptc`` works without any of the
     openai-compatible:qwen3-coder@http://host:8000/v1   any OpenAI-compatible server
     vllm:… ollama:… litellm:… llamacpp:…      the same, at each server's default local address
     scripted:expense-audit                    offline scripted model (demo and tests)
+
+Scripted models are found by name among the ``openptc.scripted`` entry points, so a package
+(openptc's own scenarios, or a user's) adds one without ``models`` importing it.
 """
 
 from __future__ import annotations
@@ -85,21 +88,9 @@ def _local_server(default_url: str) -> Callable[[str, str | None], Model]:
 
 
 def _scripted(name: str, base_url: str | None) -> Model:
-    # Imported here: the brains belong to the benchmark, which imports models, not the reverse.
-    from openptc.bench import brains
-    from openptc.models.scripted import ScriptedModel
+    from openptc.models.scripted import scripted_model
 
-    known: dict[str, Callable[[], Model]] = {
-        "expense-audit": lambda: ScriptedModel(
-            brains.expense_audit_brain, name="scripted:expense-audit"
-        ),
-    }
-    if name not in known:
-        raise ValueError(
-            f"unknown scripted model {name!r}; known: "
-            + ", ".join(f"scripted:{k}" for k in sorted(known))
-        )
-    return known[name]()
+    return scripted_model(name)
 
 
 CONSTRUCTORS: dict[str, Callable[[str, str | None], Model]] = {

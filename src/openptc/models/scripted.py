@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
+from importlib.metadata import entry_points
 
 from openptc.models.base import (
     Block,
@@ -94,3 +95,28 @@ class ScriptedModel:
 
     def __repr__(self) -> str:
         return f"ScriptedModel(name={self._name!r})"
+
+
+SCRIPTED_ENTRY_POINTS = "openptc.scripted"
+"""The entry-point group that names scripted brains: ``name = "package.module:policy"``."""
+
+
+def scripted_model(name: str) -> ScriptedModel:
+    """The scripted model ``scripted:<name>``, whose brain a package registered as an entry point.
+
+    openptc registers its scenarios' brains (``pyproject.toml``); a user's package may add its
+    own for offline tests of their tools in the same way.
+    """
+    registered = {ep.name: ep for ep in entry_points(group=SCRIPTED_ENTRY_POINTS)}
+    if name not in registered:
+        known = ", ".join(f"scripted:{k}" for k in sorted(registered)) or (
+            "none (is openptc installed? pip install -e . registers its entry points)"
+        )
+        raise ValueError(f"unknown scripted model {name!r}; known: {known}")
+    policy = registered[name].load()
+    if not callable(policy):
+        raise ValueError(
+            f"the entry point for scripted:{name} ({registered[name].value}) is not a policy: "
+            "it must be a function of a ModelRequest returning the next turn"
+        )
+    return ScriptedModel(policy, name=f"scripted:{name}")

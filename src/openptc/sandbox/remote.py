@@ -31,7 +31,7 @@ from openptc.sandbox.base import (
     ToolHost,
 )
 from openptc.sandbox.host_calls import run_tool_call
-from openptc.server.protocol import SESSION_PATH, execution_from_json, isolation_from_json
+from openptc.sandbox.remote_protocol import SESSION_PATH, execution_from_json, isolation_from_json
 
 # How long past an execution's own timeout the server may take to report its end.
 REPORT_GRACE_S = 10.0

@@ -25,9 +25,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from openptc.sandbox.base import Sandbox, ToolSignature
 from openptc.sandbox.local import LocalSandbox
+from openptc.sandbox.remote_protocol import SESSION_PATH, execution_to_json, isolation_to_json
 from openptc.server.config import ServerConfig
 from openptc.server.metrics import ServerMetrics
-from openptc.server.protocol import SESSION_PATH, execution_to_json, isolation_to_json
 from openptc.server.relay import RelayToolHost
 from openptc.server.sessions import HostedSession, SessionLimitReached, SessionRegistry
 

@@ -37,12 +37,12 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from openptc.aws import AUTH_ERROR_CODES, CREDENTIAL_ERRORS, LazyClient
 from openptc.sandbox.base import SandboxError, SessionClosed
-from openptc.sandbox.interpreter import CodeRun
-from openptc.sandbox.replay import DEFAULT_MAX_PASSES, ReplaySandbox
+from openptc.sandbox.managed.interpreter import CodeRun
+from openptc.sandbox.managed.replay import DEFAULT_MAX_PASSES, ReplaySandbox
 
 if TYPE_CHECKING:
     from openptc.sandbox.base import Limits
-    from openptc.sandbox.portable import PortableTool
+    from openptc.sandbox.managed.portable import PortableTool
 
 T = TypeVar("T")
 

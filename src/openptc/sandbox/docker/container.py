@@ -20,7 +20,7 @@ from typing import Any
 
 from openptc.sandbox import protocol
 from openptc.sandbox.base import Isolation, Limits
-from openptc.sandbox.isolation import WORKDIR, sandbox_env
+from openptc.sandbox.local.isolation import WORKDIR, sandbox_env
 
 IMAGE_REPOSITORY = "openptc-sandbox"
 USER = "65534:65534"  # nobody:nogroup; a number, so the image needs no passwd entry

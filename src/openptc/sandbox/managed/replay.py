@@ -22,7 +22,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any
 
-from openptc.sandbox import protocol, replay_harness
+from openptc.sandbox import protocol
 from openptc.sandbox.base import (
     Execution,
     ExecutionError,
@@ -35,10 +35,11 @@ from openptc.sandbox.base import (
     ToolHost,
 )
 from openptc.sandbox.host_calls import run_tool_call
-from openptc.sandbox.interpreter import CodeInterpreter, LocalInterpreter
-from openptc.sandbox.isolation import IsolationMode
 from openptc.sandbox.local import LocalSandbox
-from openptc.sandbox.portable import PortableTool
+from openptc.sandbox.local.isolation import IsolationMode
+from openptc.sandbox.managed import harness as replay_harness
+from openptc.sandbox.managed.interpreter import CodeInterpreter, LocalInterpreter
+from openptc.sandbox.managed.portable import PortableTool
 
 InterpreterFactory = Callable[[], Awaitable[CodeInterpreter]]
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from openptc.sandbox.base import ErrorKind, ExecutionError, Isolation, Limits, SandboxError
 from openptc.sandbox.bridge import RESTARTED, BridgeWorker, WorkerDied
-from openptc.sandbox.docker_container import ContainerSpec
-from openptc.sandbox.docker_stream import AttachProtocol
+from openptc.sandbox.docker.container import ContainerSpec
+from openptc.sandbox.docker.stream import AttachProtocol
 
 if TYPE_CHECKING:
-    from openptc.sandbox.docker_engine import Engine, ExitState
+    from openptc.sandbox.docker.engine import Engine, ExitState
 
 START_TIMEOUT_S = 60.0
 

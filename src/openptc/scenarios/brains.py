@@ -12,7 +12,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from openptc.bench import expense
 from openptc.models.base import (
     Message,
     ModelRequest,
@@ -21,6 +20,7 @@ from openptc.models.base import (
 )
 from openptc.models.scripted import Turn
 from openptc.prompts import CODE_TOOL_NAME
+from openptc.scenarios import expense
 
 
 def _tool_uses(messages: tuple[Message, ...]) -> Iterator[ToolUseBlock]:

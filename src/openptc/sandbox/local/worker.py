@@ -27,7 +27,7 @@ from openptc.sandbox.base import (
 )
 from openptc.sandbox.bridge import RESTARTED, BridgeWorker, WorkerDied
 from openptc.sandbox.bundle import RuntimeBundle
-from openptc.sandbox.isolation import (
+from openptc.sandbox.local.isolation import (
     Interpreter,
     IsolationChoice,
     bwrap_argv,

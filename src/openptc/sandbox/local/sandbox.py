@@ -12,14 +12,14 @@ import asyncio
 
 from openptc.sandbox.base import Isolation, Limits
 from openptc.sandbox.bundle import RuntimeBundle, build_bundle
-from openptc.sandbox.isolation import (
+from openptc.sandbox.local.isolation import (
     Interpreter,
     IsolationChoice,
     IsolationMode,
     choose_isolation,
 )
+from openptc.sandbox.local.worker import Worker
 from openptc.sandbox.pool import RESTART_NOTICE, PooledSandbox, PooledSession
-from openptc.sandbox.worker import Worker
 
 __all__ = ["RESTART_NOTICE", "LocalSandbox", "LocalSession"]
 

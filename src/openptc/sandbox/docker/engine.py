@@ -23,7 +23,7 @@ import requests
 from docker.errors import DockerException, ImageNotFound, NotFound
 
 from openptc.sandbox.base import SandboxError
-from openptc.sandbox.docker_container import SANDBOX_LABEL, ContainerSpec
+from openptc.sandbox.docker.container import SANDBOX_LABEL, ContainerSpec
 
 API_TIMEOUT_S = 60
 # Threads for the engine's blocking calls, apart from asyncio's default executor: twenty

@@ -18,49 +18,24 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from openptc.sandbox.base import Isolation, Limits, SandboxError
-from openptc.sandbox.docker_container import (
+from openptc.sandbox.base import Isolation, Limits
+from openptc.sandbox.docker.connection import connect
+from openptc.sandbox.docker.container import (
     USER,
     Owner,
     container_spec,
     default_image,
     docker_isolation,
 )
-from openptc.sandbox.docker_gc import GcReport, collect_strays, gc_command, gc_strays
-from openptc.sandbox.docker_worker import DockerWorker
+from openptc.sandbox.docker.worker import DockerWorker
 from openptc.sandbox.pool import PooledSandbox, PooledSession
 
 if TYPE_CHECKING:
-    from openptc.sandbox.docker_engine import Engine
+    from openptc.sandbox.docker.engine import Engine
 
-__all__ = [
-    "DockerSandbox",
-    "DockerSession",
-    "GcReport",
-    "collect_strays",
-    "connect",
-    "default_image",
-    "gc_command",
-    "gc_strays",
-]
-
-NO_SDK = (
-    "the Docker backend needs the docker package: pip install 'openptc[docker]' "
-    "(or pip install 'docker>=7.1')"
-)
+__all__ = ["DockerSandbox", "DockerSession"]
 
 DockerSession = PooledSession[DockerWorker]
-
-
-def connect(docker_host: str | None = None) -> Engine:
-    """The engine at ``docker_host`` (else DOCKER_HOST, else the default socket); blocking."""
-    try:
-        from openptc.sandbox.docker_engine import Engine
-    except ImportError as exc:
-        if exc.name in ("docker", "requests"):
-            raise SandboxError(NO_SDK) from None
-        raise
-    return Engine.connect(docker_host)
 
 
 class DockerSandbox(PooledSandbox[DockerWorker]):

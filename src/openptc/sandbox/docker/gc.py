@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from openptc.sandbox.base import SandboxError
-from openptc.sandbox.docker_container import Owner
+from openptc.sandbox.docker.connection import connect
+from openptc.sandbox.docker.container import Owner
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,6 @@ class GcReport:
 
 def collect_strays(*, everything: bool = False, docker_host: str | None = None) -> GcReport:
     """Remove every sandbox container whose owner is gone (``everything``: every one at all)."""
-    from openptc.sandbox.docker import connect
-
     engine = connect(docker_host)
     removed: list[str] = []
     kept_live: list[str] = []

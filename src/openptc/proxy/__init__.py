@@ -1,0 +1,1 @@
+"""`ptc serve`: the Anthropic Messages API with programmatic tool calling, any model behind it."""
