@@ -7,8 +7,8 @@
 #   --local-base   no registry needed: a minimal base assembled from this machine's own Debian
 #                  python3.X packages (X >= 11; installed with apt when missing and root), imported
 #                  with 'docker import' as openptc-base:python3.X-local (kept for later builds)
-#   --tag NAME     the image's name; default openptc-sandbox:<first 12 hex of sha256(runtime.py)>,
-#                  the name DockerSandbox looks for
+#   --tag NAME     the image's name; default openptc-sandbox:<first 12 hex of the digest of
+#                  runtime.py and ptc_program.py>, the name DockerSandbox looks for
 #
 # Talks to the engine named by DOCKER_HOST (or the default socket). Prints the image's name on
 # stdout once it is built; messages go to stderr.
@@ -18,8 +18,17 @@ die() { echo "sandbox-image.sh: $*" >&2; exit 1; }
 usage() { die "usage: $0 [--base IMAGE | --local-base] [--tag NAME]"; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RUNTIME="$ROOT/src/openptc/sandbox/runtime.py"
+SANDBOX_SRC="$ROOT/src/openptc/sandbox"
+RUNTIME="$SANDBOX_SRC/runtime.py"
+PROGRAM="$SANDBOX_SRC/shipped-modules/ptc_program.py"
 DOCKERFILE="$ROOT/deploy/sandbox.Dockerfile"
+
+# What the image ships, as docker/container.py's runtime_digest computes it: sha256 of the
+# sha256sum listing of runtime.py, then ptc_program.py, by file name.
+bundle_digest() {
+  { (cd "${RUNTIME%/*}" && sha256sum "${RUNTIME##*/}") &&
+    (cd "${PROGRAM%/*}" && sha256sum "${PROGRAM##*/}"); } | sha256sum | cut -d' ' -f1
+}
 
 # the classic builder: BuildKit would need the buildx plugin, which distributions ship apart
 export DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0}
@@ -124,15 +133,17 @@ main() {
   command -v docker >/dev/null 2>&1 || die "the docker command is not installed (scripts/docker.sh start DIR installs and starts an engine)"
   docker version >/dev/null 2>&1 ||
     die "no Docker engine answers at ${DOCKER_HOST:-the default socket}; start dockerd (or scripts/docker.sh start DIR) and set DOCKER_HOST"
-  [ -f "$RUNTIME" ] && [ -f "$DOCKERFILE" ] || die "run from an openptc checkout ($RUNTIME, $DOCKERFILE)"
+  [ -f "$RUNTIME" ] && [ -f "$PROGRAM" ] && [ -f "$DOCKERFILE" ] ||
+    die "run from an openptc checkout ($RUNTIME, $PROGRAM, $DOCKERFILE)"
   [ "$use_local" = 1 ] && base=$(local_base)
-  sha=$(sha256sum "$RUNTIME" | cut -d' ' -f1)
+  sha=$(bundle_digest)
   tag=${tag:-openptc-sandbox:${sha:0:12}}
   # A context of exactly what the Dockerfile copies, not the whole checkout (.venv and all).
   context=$(mktemp -d)
   trap "rm -rf '$context'" EXIT
-  mkdir -p "$context/src/openptc/sandbox"
+  mkdir -p "$context/src/openptc/sandbox/shipped-modules"
   cp "$RUNTIME" "$context/src/openptc/sandbox/runtime.py"
+  cp "$PROGRAM" "$context/src/openptc/sandbox/shipped-modules/ptc_program.py"
   echo "sandbox-image.sh: building $tag from $base" >&2
   log="$context.log"
   docker build --network none --file "$DOCKERFILE" --build-arg "BASE=$base" \

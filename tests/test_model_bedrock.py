@@ -44,7 +44,8 @@ from openptc.models import (
     count_request_tokens,
     model_from_string,
 )
-from openptc.models.bedrock import BedrockConverseModel, BedrockInvokeModel, converse_response
+from openptc.models.bedrock_converse import BedrockConverseModel, converse_response
+from openptc.models.bedrock_invoke import BedrockInvokeModel
 from openptc.models.errors import (
     ModelAuthError,
     ModelBadRequest,

@@ -42,7 +42,8 @@ from openptc.models.errors import (
     ModelRateLimited,
     ModelServerError,
 )
-from openptc.models.openai import OpenAIChatModel, OpenAIResponsesModel
+from openptc.models.openai_chat import OpenAIChatModel
+from openptc.models.openai_responses import OpenAIResponsesModel
 from openptc.models.retry import RetryPolicy
 from openptc.prompts import CODE_TOOL_NAME, Mode, system_prompt
 from openptc.sandbox.local import LocalSandbox

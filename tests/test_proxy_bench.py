@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from openptc.bench.proxy_bench import check_ptc, check_text, run_proxy_bench
+from openptc.bench.proxy_bench import run_proxy_bench
+from openptc.bench.proxy_workload import check_ptc, check_text
 from openptc.bench.report import write_report
 
 

@@ -16,8 +16,8 @@ import pytest
 from openptc.agent import Agent
 from openptc.bench.replay_bench import chain_program, portable_expense_tools
 from openptc.models import ScriptedModel
-from openptc.sandbox import replay_harness
 from openptc.sandbox.base import Limits, SandboxError, ToolCallError, ToolSignature
+from openptc.sandbox.managed import harness, shipping
 from openptc.sandbox.managed.interpreter import CodeRun
 from openptc.sandbox.managed.portable import NotPortable, portable
 from openptc.sandbox.managed.replay import ReplaySandbox, ReplaySession
@@ -414,13 +414,13 @@ def test_portable_ships_imports_and_constants() -> None:
 
 
 def test_envelope_is_found_among_other_output() -> None:
-    marker = replay_harness.marker_for("abc")
-    line = replay_harness.envelope(marker, {"status": "done", "stdout": "x"})
-    found = replay_harness.parse_envelope("noise" + line + "\nmore noise\n", marker)
+    marker = shipping.marker_for("abc")
+    line = harness.envelope(marker, {"status": "done", "stdout": "x"})
+    found = shipping.parse_envelope("noise" + line + "\nmore noise\n", marker)
     assert found == {"status": "done", "stdout": "x"}
-    assert replay_harness.parse_envelope("no answer here", marker) is None
+    assert shipping.parse_envelope("no answer here", marker) is None
     with pytest.raises(ValueError):
-        replay_harness.parse_envelope(line[:-5], marker)
+        shipping.parse_envelope(line[:-5], marker)
 
 
 async def test_non_ascii_output_survives_the_envelope() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, NewType, NotRequired
 from pydantic import BaseModel, Field, computed_field
 from typing_extensions import TypedDict
 
-from openptc.stubs import annotated_description, render_stubs
+from openptc.stubs import FunctionStub, StubParam, annotated_description, render_stubs
 from openptc.tools import Tool, Toolbox, tool
 
 UserId = NewType("UserId", int)
@@ -40,6 +40,23 @@ def test_render_stubs_is_what_tools_and_toolboxes_delegate_to() -> None:
     assert render_stubs([t.stub for t in tools]) == Toolbox(tools).render_stubs()
     assert render_stubs([tools[0].stub], imports=False) == tools[0].render_stub(imports=False)
     assert render_stubs([]) == "\n"
+
+
+def test_stubs_render_from_a_plain_description_without_any_tool() -> None:
+    stub = FunctionStub(
+        name="lookup",
+        description="Find one order.",
+        params=(
+            StubParam("order_id", str, "the order's id"),
+            StubParam("fields", list[str], default=["total"], keyword_only=True),
+        ),
+        returns=Page,
+    )
+    source = render_stubs([stub])
+    assert 'async def lookup(order_id: str, *, fields: list[str] = ["total"]) -> Page:' in source
+    assert "order_id: the order's id" in source
+    assert "class Page(TypedDict):" in source
+    ast.parse(source)
 
 
 def test_excluded_fields_are_left_out_and_computed_fields_included() -> None:

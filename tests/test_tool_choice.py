@@ -9,8 +9,9 @@ import pytest
 from openptc.models import ToolChoice
 from openptc.models.anthropic_wire import request_body
 from openptc.models.base import Message, ModelRequest, ToolSpec
-from openptc.models.bedrock import converse_request
-from openptc.models.openai import OpenAIChatModel, OpenAIResponsesModel
+from openptc.models.bedrock_converse import converse_request
+from openptc.models.openai_chat import OpenAIChatModel
+from openptc.models.openai_responses import OpenAIResponsesModel
 
 TOOL = ToolSpec("lookup", "Look it up.", {"type": "object", "properties": {}})
 

@@ -46,25 +46,25 @@ def _anthropic(model: str, base_url: str | None) -> Model:
 
 
 def _bedrock(model: str, base_url: str | None) -> Model:
-    from openptc.models.bedrock import BedrockConverseModel
+    from openptc.models.bedrock_converse import BedrockConverseModel
 
     return BedrockConverseModel(model, endpoint_url=base_url)
 
 
 def _bedrock_invoke(model: str, base_url: str | None) -> Model:
-    from openptc.models.bedrock import BedrockInvokeModel
+    from openptc.models.bedrock_invoke import BedrockInvokeModel
 
     return BedrockInvokeModel(model, endpoint_url=base_url)
 
 
 def _openai(model: str, base_url: str | None) -> Model:
-    from openptc.models.openai import OpenAIChatModel
+    from openptc.models.openai_chat import OpenAIChatModel
 
     return OpenAIChatModel(model, base_url=base_url)
 
 
 def _openai_responses(model: str, base_url: str | None) -> Model:
-    from openptc.models.openai import OpenAIResponsesModel
+    from openptc.models.openai_responses import OpenAIResponsesModel
 
     return OpenAIResponsesModel(model, base_url=base_url)
 
@@ -75,7 +75,7 @@ def _openai_compatible(model: str, base_url: str | None) -> Model:
             "openai-compatible needs the server's address: 'openai-compatible:<model>@<base_url>'"
             ", e.g. 'openai-compatible:qwen3-coder@http://127.0.0.1:8000/v1'"
         )
-    from openptc.models.openai import OpenAIChatModel
+    from openptc.models.openai_chat import OpenAIChatModel
 
     return OpenAIChatModel(model, base_url=base_url, local=True)
 

@@ -1,7 +1,9 @@
 """The program runner that lives INSIDE the sandbox.
 
-Standard library only, no openptc imports: this file's source is handed to a fresh
-``python -I -S`` as ``-c`` and must work on any CPython >= 3.11.
+Standard library only, no openptc imports, any CPython >= 3.11: ``bundle.py`` compiles it to
+``ptc_runtime.pyc`` (the Docker image does the same) and a fresh ``python -I -S`` imports it from
+that directory. What it shares with the replay harness (compiling, running and describing a
+program) is the module ``ptc_program`` beside it; see ``shipped-modules/ptc_program.py``.
 
 It speaks newline-delimited JSON with the host over two inherited file descriptors (the bridge),
 so the program's own ``print`` output never mixes with control messages:
@@ -26,81 +28,34 @@ import sys
 # asyncio imports ssl only to offer TLS; loading OpenSSL costs ~20 ms and ~4 MB per sandbox
 # that has no network anyway. Block it while asyncio imports, then let programs import it.
 sys.modules["ssl"] = None  # type: ignore[assignment]
-import ast  # noqa: E402
 import asyncio  # noqa: E402
-import builtins  # noqa: E402
-import collections  # noqa: E402
 import contextlib  # noqa: E402
 import inspect  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
-import linecache  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import selectors  # noqa: E402
 import signal  # noqa: E402
-import traceback  # noqa: E402
 from typing import Any  # noqa: E402
+
+from ptc_program import (  # noqa: E402
+    ERROR_TYPES,
+    PROGRAM_PREFIX,
+    CappedWriter,
+    ToolError,
+    base_namespace,
+    bind_arguments,
+    compile_program,
+    describe,
+    describe_syntax_error,
+    encode_arguments,
+    lenient_json_loads,
+    unawaited_notices,
+)
 
 del sys.modules["ssl"]
 
-PROGRAM_PREFIX = "<program"
 MB = 1024 * 1024
-
-
-class ToolError(Exception):
-    """A tool failed on the host; the message says why. Catch it to recover in the program."""
-
-
-class ToolArgumentError(ToolError, ValueError):
-    """The host rejected the arguments of a tool call before running the tool."""
-
-
-# Shown as plain ``ToolError: ...`` in tracebacks, as if built in, not ``ptc_runtime.ToolError``.
-ToolError.__module__ = ToolArgumentError.__module__ = "builtins"
-
-ERROR_TYPES: dict[str, type[Exception]] = {
-    "ToolError": ToolError,
-    "ToolArgumentError": ToolArgumentError,
-    "TimeoutError": TimeoutError,
-}
-
-
-class CappedWriter(io.TextIOBase):
-    """A text stream that keeps the first ``cap`` bytes and counts the rest."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.parts: list[str] = []
-        self.size = 0
-        self.dropped = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, s: str) -> int:
-        if not isinstance(s, str):
-            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
-        room = self.cap - self.size
-        if room <= 0:
-            self.dropped += len(s)
-            return len(s)
-        data = s.encode("utf-8", "replace")
-        if len(data) > room:
-            kept = data[:room].decode("utf-8", "ignore")
-            self.parts.append(kept)
-            self.size = self.cap
-            self.dropped += len(s) - len(kept)
-        else:
-            self.parts.append(s)
-            self.size += len(data)
-        return len(s)
-
-    def text(self) -> str:
-        out = "".join(self.parts)
-        if self.dropped:
-            out += f"\n[output truncated: {self.dropped} more characters not shown]\n"
-        return out
 
 
 class FlushingSelector(selectors.DefaultSelector):
@@ -124,188 +79,6 @@ class FlushingSelector(selectors.DefaultSelector):
 # A program that polls with ``asyncio.sleep(0)`` while its calls are pending never lets the loop
 # wait; after this many such steps with nothing new issued it counts as blocked all the same.
 POLLING_STEPS = 100
-
-
-def lenient_json_loads(s: Any, *args: Any, **kwargs: Any) -> Any:
-    """``json.loads`` that returns an already-decoded value unchanged.
-
-    Tool results arrive as dicts and lists, yet model-written code often ``json.loads`` them.
-    """
-    if isinstance(s, (dict, list, int, float, bool)) or s is None:
-        return s
-    return ORIGINAL_JSON_LOADS(s, *args, **kwargs)
-
-
-ORIGINAL_JSON_LOADS = json.loads
-
-
-class AsyncioRunRewriter(ast.NodeTransformer):
-    """Turn top-level ``asyncio.run(main())`` into ``await main()``.
-
-    The program already runs inside an event loop, where ``asyncio.run`` would refuse to start.
-    Covers ``asyncio.run(x, debug=...)``, ``run(x)`` after ``from asyncio import run`` and
-    ``loop.run_until_complete(x)``. Only module-level code is rewritten, not function bodies.
-    """
-
-    def __init__(self, tree: ast.Module) -> None:
-        self.run_names = {
-            alias.asname or alias.name
-            for node in tree.body
-            if isinstance(node, ast.ImportFrom) and node.module == "asyncio"
-            for alias in node.names
-            if alias.name == "run"
-        }
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
-        return node
-
-    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AST:
-        return node
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
-        return node
-
-    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
-        return node
-
-    def visit_Call(self, node: ast.Call) -> ast.AST:
-        self.generic_visit(node)
-        func = node.func
-        asyncio_run = (
-            isinstance(func, ast.Attribute)
-            and func.attr == "run"
-            and isinstance(func.value, ast.Name)
-            and func.value.id == "asyncio"
-        )
-        loop_run = isinstance(func, ast.Attribute) and func.attr == "run_until_complete"
-        imported_run = isinstance(func, ast.Name) and func.id in self.run_names
-        is_run = asyncio_run or loop_run or imported_run
-        if is_run and len(node.args) == 1:
-            return ast.copy_location(ast.Await(value=node.args[0]), node)
-        return node
-
-
-def bind_arguments(
-    name: str, params: list[str], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> dict[str, Any]:
-    """Map the call forms models write (keywords, positionals, one dict) to one dict."""
-    if len(args) == 1 and not kwargs and isinstance(args[0], dict):
-        only = args[0]
-        if not (len(params) == 1 and not set(only) <= set(params)):
-            return dict(only)
-    if len(args) > len(params):
-        listed = ", ".join(params) or "no parameters"
-        raise TypeError(
-            f"{name}() takes {len(params)} positional arguments ({listed}) "
-            f"but {len(args)} were given"
-        )
-    bound = dict(zip(params, args, strict=False))
-    for key, value in kwargs.items():
-        if key in bound:
-            raise TypeError(f"{name}() got multiple values for argument '{key}'")
-        bound[key] = value
-    return bound
-
-
-def encode_arguments(name: str, arguments: dict[str, Any]) -> str:
-    """Encode the arguments once, at the call site; name the argument that is not JSON."""
-    try:
-        return json.dumps(arguments, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError):
-        pass
-    for key, value in arguments.items():
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"{name}(): argument '{key}' is not JSON-serializable "
-                f"(got {type(value).__name__}); tool arguments must be "
-                "str, int, float, bool, None, list or dict"
-            ) from None
-    raise TypeError(f"{name}(): arguments are not JSON-serializable")
-
-
-def unawaited_notices(created: list[tuple[Any, str, int | None]]) -> list[str]:
-    """Tool calls made without ``await`` never ran: one notice per tool, and close them."""
-    missed: dict[str, list[int | None]] = {}
-    for coroutine, name, line in created:
-        if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
-            missed.setdefault(name, []).append(line)
-            coroutine.close()
-    notices = []
-    for name, lines in missed.items():
-        where = f" on line {lines[0]}" if lines[0] else ""
-        times = f" ({len(lines)} calls)" if len(lines) > 1 else ""
-        notices.append(
-            f"{name}(...){where} was called without `await`{times}, so the tool never ran; "
-            f"write `await {name}(...)` (or pass the calls to asyncio.gather)"
-        )
-    return notices
-
-
-def program_frames(tb: Any, keep: int = 40) -> list[tuple[Any, int]]:
-    """The last ``keep`` frames of the program's own code (a deep recursion has a million)."""
-    tail: collections.deque[tuple[Any, int]] = collections.deque(maxlen=keep)
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename.startswith(PROGRAM_PREFIX):
-            tail.append((tb.tb_frame, tb.tb_lineno))
-        tb = tb.tb_next
-    return list(tail)
-
-
-def base_namespace() -> dict[str, Any]:
-    """What every program starts with: tool errors, asyncio and json, ``exit``."""
-    return {
-        "__name__": "__main__",
-        "__builtins__": builtins,
-        "ToolError": ToolError,
-        "ToolArgumentError": ToolArgumentError,
-        "asyncio": asyncio,
-        "json": json,
-        "exit": sys.exit,  # normally added by the site module, which -S skips
-        "quit": sys.exit,
-    }
-
-
-def compile_program(code: str, filename: str) -> Any:
-    """Compile with top-level ``await``, ``asyncio.run(main())`` rewritten as ``await main()``;
-    the source goes to linecache so tracebacks show the program's lines."""
-    parsed = ast.parse(code, filename)
-    tree = AsyncioRunRewriter(parsed).visit(parsed)
-    ast.fix_missing_locations(tree)
-    compiled = compile(
-        tree, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
-    )
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    return compiled
-
-
-def describe_syntax_error(exc: SyntaxError) -> dict[str, Any]:
-    return {
-        "kind": "syntax",
-        "type": type(exc).__name__,
-        "message": f"{exc.msg} (line {exc.lineno})",
-        "traceback": "".join(traceback.format_exception_only(type(exc), exc)),
-        "line": exc.lineno,
-    }
-
-
-def describe(exc: BaseException, kind: str) -> dict[str, Any]:
-    """A traceback trimmed to the program's own lines, then the exception."""
-    frames = traceback.StackSummary.extract(program_frames(exc.__traceback__))
-    lines = ["Traceback (most recent call last):\n", *frames.format()] if frames else []
-    lines += traceback.format_exception_only(type(exc), exc)
-    message = str(exc)
-    if kind == "memory":
-        message = "the program ran out of memory (the sandbox's memory limit was reached)"
-        lines[-1] = f"MemoryError: {message}\n"
-    return {
-        "kind": kind,
-        "type": type(exc).__name__,
-        "message": message,
-        "traceback": "".join(lines),
-        "line": frames[-1].lineno if frames else None,
-    }
 
 
 class Runtime:

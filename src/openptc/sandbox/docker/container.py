@@ -20,11 +20,12 @@ from typing import Any
 
 from openptc.sandbox import protocol
 from openptc.sandbox.base import Isolation, Limits
+from openptc.sandbox.bundle import SOURCES
 from openptc.sandbox.local.isolation import WORKDIR, sandbox_env
 
 IMAGE_REPOSITORY = "openptc-sandbox"
 USER = "65534:65534"  # nobody:nogroup; a number, so the image needs no passwd entry
-RUNTIME_DIR = "/opt/openptc"  # where deploy/sandbox.Dockerfile puts ptc_runtime.pyc
+RUNTIME_DIR = "/opt/openptc"  # where deploy/sandbox.Dockerfile puts the bundle's .pyc files
 NAMESPACES = ("pid", "net", "ipc", "uts", "mount")
 
 SANDBOX_LABEL = "openptc.sandbox"
@@ -51,8 +52,16 @@ BOOT = (
 
 @cache
 def runtime_digest() -> str:
-    """sha256 of runtime.py: the image built from it carries the first 12 digits in its tag."""
-    return hashlib.sha256(Path(__file__).with_name("runtime.py").read_bytes()).hexdigest()
+    """The digest of what the image ships (the image carries its first 12 digits in its tag).
+
+    sha256 of the ``sha256sum`` listing of the bundle's sources, by file name, so that
+    scripts/sandbox-image.sh computes the same figure with coreutils alone.
+    """
+    listing = "".join(
+        f"{hashlib.sha256(source.read_bytes()).hexdigest()}  {source.name}\n"
+        for source in SOURCES.values()
+    )
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def default_image() -> str:

@@ -1,10 +1,13 @@
 """The replay harness: runs a program INSIDE a code interpreter that cannot call the host back.
 
-Standard library only, CPython >= 3.10. This file's source is shipped into the interpreter once per
-session (``setup_code``), with the definitions it shares with the live runtime pasted in from
-``runtime.py`` (argument binding, ``asyncio.run`` rewriting, output capping, traceback trimming),
-so a program behaves the same under replay as under the bridge. Each pass then sends one
-expression (``pass_code``): run this program with these tool results known.
+Standard library only, CPython >= 3.10. This file is shipped into the interpreter as source text,
+once per session (``shipping.setup_code``), behind the whole source of two modules: ``ptc_program``,
+which the live runtime imports too, so that a program behaves the same under replay as under the
+bridge (argument binding, ``asyncio.run`` rewriting, output capping, traceback trimming), and
+``ptc_fixed_clock``. The names imported from them under ``TYPE_CHECKING`` below are, once shipped,
+those definitions in front; for the same reason there is no ``from __future__`` import here (it
+would not come first). Each pass then sends one expression (``shipping.pass_code``): run this
+program with these tool results known.
 
 A pass runs the program in a fresh event loop on a new thread (the interpreter may itself be
 running a loop, as a Jupyter kernel does), with ``random`` seeded and the wall clock fixed, so that
@@ -26,18 +29,12 @@ The answer is one line on the interpreter's stdout, found by its marker among an
               "divergence": {...} | null, "notices": [...]}
 """
 
-from __future__ import annotations
-
-import ast
 import asyncio
 import builtins
-import collections  # noqa: F401 (used by the definitions from runtime.py)
 import contextlib
-import datetime
 import importlib.metadata
 import importlib.util
 import inspect
-import io  # noqa: F401 (used by the definitions from runtime.py)
 import json
 import linecache
 import random
@@ -45,14 +42,13 @@ import re
 import selectors
 import sys
 import threading
-import time
 import traceback
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # shipped: this block is replaced by these definitions, copied from runtime.py
-    from openptc.sandbox.runtime import (
+if TYPE_CHECKING:  # shipped: defined by these modules' source, in front of this file's
+    from ptc_fixed_clock import FixedClock
+    from ptc_program import (
         ERROR_TYPES,
         PROGRAM_PREFIX,
         CappedWriter,
@@ -68,121 +64,12 @@ if TYPE_CHECKING:  # shipped: this block is replaced by these definitions, copie
         unawaited_notices,
     )
 
-SHARED_WITH_RUNTIME = frozenset(
-    {
-        "PROGRAM_PREFIX",
-        "ToolError",
-        "ToolArgumentError",
-        "ERROR_TYPES",
-        "CappedWriter",
-        "lenient_json_loads",
-        "ORIGINAL_JSON_LOADS",
-        "AsyncioRunRewriter",
-        "bind_arguments",
-        "encode_arguments",
-        "program_frames",
-        "unawaited_notices",
-        "base_namespace",
-        "compile_program",
-        "describe_syntax_error",
-        "describe",
-    }
-)
-MARKER_PREFIX = "__OPENPTC_REPLAY_"
-
 Json = dict[str, Any]
-
-
-# == inside the interpreter ========================================================================
 
 
 def canonical(arguments: Any) -> str:
     """One text per set of arguments, so a call compares equal to its record (1 != 1.0 != true)."""
     return json.dumps(arguments, sort_keys=True, separators=(",", ":"))
-
-
-class _RealTypeCheck(type):
-    """``isinstance(x, datetime.date)`` stays true for real dates while the class is frozen."""
-
-    def __instancecheck__(cls, instance: Any) -> bool:
-        return isinstance(instance, cls.__bases__[0])
-
-    def __subclasscheck__(cls, subclass: Any) -> bool:
-        return issubclass(subclass, cls.__bases__[0])
-
-
-def frozen_date_classes(now: float) -> tuple[type, type]:
-    """``datetime.date`` and ``datetime.datetime`` whose today()/now() return ``now``."""
-
-    class date(datetime.date, metaclass=_RealTypeCheck):
-        @classmethod
-        def today(cls) -> Any:
-            return cls.fromtimestamp(now)
-
-        def __repr__(self) -> str:
-            return "datetime." + super().__repr__()
-
-    class datetime_(datetime.datetime, metaclass=_RealTypeCheck):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:
-            return cls.fromtimestamp(now, tz)
-
-        @classmethod
-        def utcnow(cls) -> Any:
-            utc = datetime.timezone.utc  # noqa: UP017 (datetime.UTC is new in 3.11)
-            return cls.fromtimestamp(now, utc).replace(tzinfo=None)
-
-        @classmethod
-        def today(cls) -> Any:
-            return cls.fromtimestamp(now)
-
-        def __repr__(self) -> str:
-            return "datetime." + super().__repr__()
-
-    datetime_.__name__ = datetime_.__qualname__ = "datetime"
-    for cls in (date, datetime_):
-        cls.__module__ = "datetime"
-    return date, datetime_
-
-
-class FixedClock:
-    """The wall clock frozen at one instant for a pass, so that every pass sees the same "now".
-
-    ``time.monotonic`` and ``time.perf_counter`` stay real: the event loop runs on them, and a
-    program that branches on them is what divergence detection is for.
-    """
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-        self.saved: list[tuple[Any, str, Any]] = []
-
-    def install(self) -> None:
-        now = self.now
-        real_localtime, real_gmtime, real_strftime = time.localtime, time.gmtime, time.strftime
-        date, datetime_ = frozen_date_classes(now)
-        self.patch(time, "time", lambda: now)
-        self.patch(time, "time_ns", lambda: round(now * 1e6) * 1000)
-        self.patch(
-            time, "localtime", lambda secs=None: real_localtime(now if secs is None else secs)
-        )
-        self.patch(time, "gmtime", lambda secs=None: real_gmtime(now if secs is None else secs))
-        self.patch(time, "ctime", lambda secs=None: time.asctime(time.localtime(secs)))
-        self.patch(
-            time,
-            "strftime",
-            lambda fmt, t=None: real_strftime(fmt, real_localtime(now) if t is None else t),
-        )
-        self.patch(datetime, "date", date)
-        self.patch(datetime, "datetime", datetime_)
-
-    def patch(self, owner: Any, name: str, value: Any) -> None:
-        self.saved.append((owner, name, getattr(owner, name)))
-        setattr(owner, name, value)
-
-    def remove(self) -> None:
-        while self.saved:
-            owner, name, value = self.saved.pop()
-            setattr(owner, name, value)
 
 
 class PassSelector(selectors.DefaultSelector):
@@ -201,7 +88,7 @@ class PassSelector(selectors.DefaultSelector):
 class Pass:
     """One run of the program with the tool results known so far."""
 
-    def __init__(self, session: InterpreterSession, config: Json) -> None:
+    def __init__(self, session: "InterpreterSession", config: Json) -> None:
         self.session = session
         self.config = config
         self.steps = session.steps
@@ -545,101 +432,3 @@ def open_session(config_text: str) -> tuple[InterpreterSession | None, str]:
         error = {"kind": "exception", "type": "ReplaySetupError", "message": str(exc)}
         return None, envelope(marker, {"status": "error", "error": error})
     return InterpreterSession(marker, tools), envelope(marker, {"status": "ready"})
-
-
-# == on the host ===================================================================================
-
-
-def _defined_names(node: ast.stmt) -> set[str]:
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-        return {node.name}
-    targets: list[ast.expr] = []
-    if isinstance(node, ast.Assign):
-        targets = list(node.targets)
-    elif isinstance(node, ast.AnnAssign):
-        targets = [node.target]
-    names = set()
-    for target in targets:
-        while isinstance(target, ast.Attribute):
-            target = target.value
-        if isinstance(target, ast.Name):
-            names.add(target.id)
-    return names
-
-
-def runtime_definitions(runtime_source: str, names: frozenset[str]) -> str:
-    """The top-level statements of ``runtime.py`` that define the given names, in its order."""
-    tree = ast.parse(runtime_source)
-    picked = [
-        ast.get_source_segment(runtime_source, node) or ""
-        for node in tree.body
-        if _defined_names(node) & names
-    ]
-    return "\n\n\n".join(picked) + "\n"
-
-
-def harness_source() -> str:
-    """This file as shipped: the ``TYPE_CHECKING`` import replaced by runtime.py's definitions."""
-    here = Path(__file__)
-    own = here.read_text()
-    shared = runtime_definitions(here.with_name("runtime.py").read_text(), SHARED_WITH_RUNTIME)
-    block = next(
-        node
-        for node in ast.parse(own).body
-        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
-    )
-    assert block.end_lineno is not None
-    lines = own.splitlines(keepends=True)
-    return "".join(lines[: block.lineno - 1]) + shared + "".join(lines[block.end_lineno :])
-
-
-def marker_for(nonce: str) -> str:
-    return f"{MARKER_PREFIX}{nonce}__"
-
-
-def setup_code(
-    source: str, module: str, marker: str, preloaded: Sequence[Json], *, announce: bool = True
-) -> str:
-    """Code that installs the harness as module ``module`` and opens its session.
-
-    It prints whether the session is ready; without ``announce``, only if it is not (the code
-    then goes in front of a pass, for an interpreter that keeps no state between runs).
-    """
-    config = json.dumps({"marker": marker, "preloaded": list(preloaded)})
-    return f"""\
-def _openptc_replay_setup():
-    import sys, types
-    module = types.ModuleType({module!r})
-    sys.modules[{module!r}] = module
-    code = compile({source!r}, "<openptc replay harness>", "exec", dont_inherit=True)
-    exec(code, module.__dict__)
-    module.session, line = module.open_session({config!r})
-    if {announce!r} or module.session is None:
-        print(line)
-_openptc_replay_setup()
-del _openptc_replay_setup
-"""
-
-
-def pass_code(module: str, marker: str, config: Json, new_steps: Sequence[Sequence[str]]) -> str:
-    """One pass as one expression; ``new_steps`` hold table entries already encoded as JSON."""
-    head = json.dumps(config, separators=(",", ":"))
-    steps = ",".join("[" + ",".join(step) + "]" for step in new_steps)
-    config_text = head[:-1] + ',"table":[' + steps + "]}"
-    missing = envelope(marker, {"status": "need_setup"})
-    sessions = f'getattr(__import__("sys").modules.get({module!r}), "session", None)'
-    return (
-        f"print({sessions}.run_pass({config_text!r}) if {sessions} is not None else {missing!r})\n"
-    )
-
-
-def parse_envelope(stdout: str, marker: str) -> Json | None:
-    """The harness's answer in an interpreter's stdout; None if absent, ValueError if cut short."""
-    start = stdout.rfind(f"\n{marker} ")
-    if start < 0:
-        return None
-    line = stdout[start + len(marker) + 2 :].split("\n", 1)[0]
-    payload = json.loads(line)
-    if not isinstance(payload, dict) or not isinstance(payload.get("status"), str):
-        raise ValueError("the replay result has no status")
-    return payload

@@ -2,42 +2,29 @@
 
 A managed code interpreter (Bedrock AgentCore and the like) runs code and returns its output; a
 program inside it cannot reach the application's tools. ``ReplaySandbox`` runs the program anyway,
-in passes (``replay_harness`` runs each one inside the interpreter): a pass runs the program with
-the tool results known so far and ends at the first step that needs unknown ones; the host runs
-those calls concurrently, adds their results to the table, and runs the program again. The last
-pass's output is the result. Every tool call runs on the host exactly once; a program costs one
-pass per level of dependent calls, plus one. Pre-loaded tools (``portable``) run inside the
-interpreter and cost no pass at all.
+in passes (``harness`` runs each one inside the interpreter, ``execution`` drives them from the
+host): a pass runs the program with the tool results known so far and ends at the first step that
+needs unknown ones; the host runs those calls concurrently, adds their results to the table, and
+runs the program again. The last pass's output is the result. Every tool call runs on the host
+exactly once; a program costs one pass per level of dependent calls, plus one. Pre-loaded tools
+(``portable``) run inside the interpreter and cost no pass at all. This module holds the sandbox
+and its sessions: one interpreter each, with the harness installed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Any
 
-from openptc.sandbox import protocol
-from openptc.sandbox.base import (
-    Execution,
-    ExecutionError,
-    Isolation,
-    Limits,
-    SandboxError,
-    SessionClosed,
-    ToolCallError,
-    ToolCallRecord,
-    ToolHost,
-)
-from openptc.sandbox.host_calls import run_tool_call
+from openptc.sandbox.base import Execution, Isolation, Limits, SandboxError, SessionClosed, ToolHost
 from openptc.sandbox.local import LocalSandbox
 from openptc.sandbox.local.isolation import IsolationMode
-from openptc.sandbox.managed import harness as replay_harness
+from openptc.sandbox.managed import shipping
+from openptc.sandbox.managed.execution import ReplayExecution, output_tail
 from openptc.sandbox.managed.interpreter import CodeInterpreter, LocalInterpreter
 from openptc.sandbox.managed.portable import PortableTool
 
@@ -47,18 +34,7 @@ DEFAULT_MAX_PASSES = 50
 # What the harness prints (the program's capped output plus the calls it asks for) must fit through
 # the local interpreter's own output cap.
 TRANSPORT_OUTPUT_BYTES = 16 * 1024 * 1024
-# An interpreter that does not stop at its timeout is given up on this much later.
-TIMEOUT_GRACE_S = 5.0
 MANAGED = Isolation(level="managed")
-RESTART_NOTICE = (
-    "the interpreter had restarted (timeout or crash) before this run: variables, imports and "
-    "files from earlier runs are gone"
-)
-STATELESS_NOTICE = (
-    "this interpreter keeps no state between runs: each program starts afresh, so variables "
-    "and imports from earlier programs are not available here"
-)
-_TAIL = 2000
 
 
 class ReplaySandbox:
@@ -138,7 +114,7 @@ class ReplaySandbox:
     @property
     def harness(self) -> str:
         if self._harness is None:
-            self._harness = replay_harness.harness_source()
+            self._harness = shipping.harness_source()
         return self._harness
 
     async def start(self) -> None:
@@ -179,7 +155,7 @@ class ReplaySession:
         self.sandbox = sandbox
         self.interpreter = interpreter
         self.module = f"openptc_replay_{nonce}"
-        self.marker = replay_harness.marker_for(nonce)
+        self.marker = shipping.marker_for(nonce)
         self._id = "replay_" + secrets.token_urlsafe(12)
         self._lock = asyncio.Lock()
         self._closed = False
@@ -199,7 +175,7 @@ class ReplaySession:
         return self._closed
 
     def setup_code(self, *, announce: bool = True) -> str:
-        return replay_harness.setup_code(
+        return shipping.setup_code(
             self.sandbox.harness,
             self.module,
             self.marker,
@@ -213,11 +189,11 @@ class ReplaySession:
         run = await self.interpreter.run(self.setup_code(), timeout_s=timeout_s)
         where = f"the {self.interpreter.name} interpreter"
         try:
-            answer = replay_harness.parse_envelope(run.stdout, self.marker)
+            answer = shipping.parse_envelope(run.stdout, self.marker)
         except ValueError:
             answer = None
         if answer is None:
-            detail = _tail(run.stderr or run.stdout) or "no output"
+            detail = output_tail(run.stderr or run.stdout) or "no output"
             raise SandboxError(f"could not install the replay harness in {where}: {detail}")
         if answer["status"] != "ready":
             message = (answer.get("error") or {}).get("message", "no reason given")
@@ -239,8 +215,12 @@ class ReplaySession:
             if self._closed:
                 raise SessionClosed(f"session {self._id} is closed; open a new session")
             self._executions += 1
-            limits = self.sandbox.limits.for_execution(timeout_s, output_bytes)
-            return await _Replay(self, code, tools, limits, self._executions).run()
+            sandbox = self.sandbox
+            limits = sandbox.limits.for_execution(timeout_s, output_bytes)
+            execution = ReplayExecution(
+                self, code, tools, limits, self._executions, sandbox.max_passes, sandbox.isolation
+            )
+            return await execution.run()
 
     async def close(self) -> None:
         if self._closed:
@@ -248,287 +228,3 @@ class ReplaySession:
         self._closed = True
         self.sandbox._forget(self)
         await self.interpreter.close()
-
-
-class _HostCalls:
-    """Runs the calls one pass asked for, concurrently, keeping a record of each."""
-
-    def __init__(self, tools: ToolHost | None) -> None:
-        self.tools = tools
-        self.records: list[ToolCallRecord] = []
-
-    async def run(self, call_id: int, tool: str, args: dict[str, Any]) -> str:
-        """The call's table entry, encoded as JSON; a failing tool is an entry too."""
-
-        def on_value(value: Any) -> str:
-            try:
-                return _encode({"tool": tool, "args": args, "ok": True, "value": value})
-            except (TypeError, ValueError) as exc:
-                raise ToolCallError(f"the tool returned a value that is not JSON: {exc}") from None
-
-        def on_error(error: ToolCallError) -> str:
-            failure = {"type": error.kind, "message": str(error)}
-            return _encode({"tool": tool, "args": args, "ok": False, "error": failure})
-
-        return await run_tool_call(
-            self.tools,
-            call_id,
-            tool,
-            args,
-            records=self.records,
-            on_value=on_value,
-            on_error=on_error,
-        )
-
-
-class _Replay:
-    """One execution: the pass loop, the table of known results and the log of host calls."""
-
-    def __init__(
-        self,
-        session: ReplaySession,
-        code: str,
-        tools: ToolHost | None,
-        limits: Limits,
-        number: int,
-    ) -> None:
-        self.session = session
-        self.code = code
-        self.tools = tools
-        self.limits = limits
-        self.number = number
-        self.signatures = [
-            {"name": s.name, "params": list(s.params)}
-            for s in (tools.signatures() if tools else [])
-        ]
-        self.steps: list[list[str]] = []  # the table: encoded entries, step by step
-        self.sent = 0  # how many steps the interpreter already holds
-        self.records: list[ToolCallRecord] = []
-        self.notices: list[str] = []
-        if session.self_contained and number > 1:
-            self.notices.append(STATELESS_NOTICE)
-        self.passes = 0
-        self.clock = time.time()
-        self.seed = secrets.randbits(32)
-        self.started = time.perf_counter()
-        self.loop = asyncio.get_running_loop()
-        self.deadline = self.loop.time() + limits.timeout_s
-
-    async def run(self) -> Execution:
-        while True:
-            answer = await self.run_pass()
-            if isinstance(answer, ExecutionError):
-                return self.result(error=answer)
-            status = answer["status"]
-            if status == "need_calls" and self.passes >= self.session.sandbox.max_passes:
-                return self.result(error=self.pass_limit_error())  # before more side effects
-            if status == "need_calls":
-                failure = await self.call_tools(answer.get("calls"))
-                if failure is not None:
-                    return self.result(error=failure)
-            elif status == "diverged":
-                return self.result(error=self.divergence_error(answer.get("divergence") or {}))
-            elif status in ("done", "error"):
-                return self.result(answer)
-            else:
-                return self.result(error=_crashed(f"the harness answered {status!r}"))
-
-    # -- passes ---------------------------------------------------------------------------------
-    def pass_config(self) -> dict[str, Any]:
-        filename = "<program>" if self.number == 1 else f"<program {self.number}>"
-        return {
-            "execution": self.number,
-            "program": self.code,
-            "filename": filename,
-            "tools": self.signatures,
-            "clock": self.clock,
-            "seed": self.seed,
-            "output_bytes": self.limits.output_bytes,
-            "table_start": self.sent,
-        }
-
-    async def run_pass(self) -> dict[str, Any] | ExecutionError:
-        """Run the program once. If the interpreter lost the harness or the table (it restarted,
-        or it keeps no state at all), restore them first; that is not a pass."""
-        session = self.session
-        for _ in range(4):
-            answer = await self.run_program()
-            if isinstance(answer, ExecutionError):
-                return answer
-            status = answer["status"]
-            if status not in ("need_setup", "need_table"):
-                session.fresh = False
-                return answer
-            self.sent = 0
-            if status == "need_table":
-                continue
-            if session.fresh:
-                session.self_contained = True
-            elif await session.install(max(self.deadline - self.loop.time(), 1.0)):
-                self.notices.append(RESTART_NOTICE)
-        return _crashed("the interpreter keeps losing the replay harness between runs")
-
-    async def run_program(self) -> dict[str, Any] | ExecutionError:
-        """One run in the interpreter: the harness's answer, or why there is none."""
-        session = self.session
-        remaining = self.deadline - self.loop.time()
-        if remaining <= 0:
-            return self.timeout_error()
-        sending = len(self.steps)
-        code = replay_harness.pass_code(
-            session.module, session.marker, self.pass_config(), self.steps[self.sent :]
-        )
-        if session.self_contained:
-            code = session.setup_code(announce=False) + code
-        self.passes += 1
-        try:
-            async with asyncio.timeout(remaining + TIMEOUT_GRACE_S):
-                run = await session.interpreter.run(code, timeout_s=remaining)
-        except TimeoutError:
-            return self.timeout_error()
-        except SandboxError as exc:  # e.g. the managed session expired between passes
-            return _crashed(
-                f"the {session.interpreter.name} interpreter failed between passes ({exc}); "
-                "the tool calls listed below already ran and were not repeated"
-            )
-        try:
-            answer = replay_harness.parse_envelope(run.stdout, session.marker)
-        except ValueError as exc:
-            return _crashed(
-                f"the replay result from the {session.interpreter.name} interpreter was cut "
-                f"short or malformed ({exc}); its output limit may be too small"
-            )
-        if answer is None:
-            if self.loop.time() >= self.deadline:
-                return self.timeout_error()
-            detail = _tail(run.stderr or run.stdout) or "no output"
-            return _crashed(
-                f"the {session.interpreter.name} interpreter returned no replay result: {detail}"
-            )
-        if answer["status"] in ("need_setup", "need_table"):
-            self.passes -= 1  # the program did not run
-        else:
-            self.sent = sending
-        return answer
-
-    async def call_tools(self, calls: Any) -> ExecutionError | None:
-        """Run the calls a pass asked for, all at once; their results are the table's next step."""
-        first = self.known + 1
-        try:
-            parsed = [(int(c["id"]), str(c["tool"]), dict(c["args"])) for c in calls]
-        except (TypeError, KeyError, ValueError):
-            return _crashed("the harness asked for tool calls in a malformed list")
-        if not parsed or [c[0] for c in parsed] != list(range(first, first + len(parsed))):
-            return _crashed("the harness asked for tool calls out of order")
-        host = _HostCalls(self.tools)
-        tasks = [asyncio.create_task(host.run(*call)) for call in parsed]
-        try:
-            async with asyncio.timeout(self.deadline - self.loop.time()):
-                entries = await asyncio.gather(*tasks)
-        except TimeoutError:
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.records.extend(host.records)
-            return self.timeout_error()
-        self.records.extend(host.records)
-        self.steps.append(entries)
-        return None
-
-    @property
-    def known(self) -> int:
-        return sum(map(len, self.steps))
-
-    # -- results --------------------------------------------------------------------------------
-    def result(
-        self, answer: dict[str, Any] | None = None, *, error: ExecutionError | None = None
-    ) -> Execution:
-        """The execution as the agent sees it: the final pass's output, or why there is none."""
-        answer = answer or {}
-        if error is None and answer.get("error") is not None:
-            try:
-                error = protocol.parse_error(answer["error"])
-            except (protocol.BridgeError, KeyError):
-                error = _crashed("the harness reported an error in a malformed way")
-        notices = [*self.notices, *map(str, answer.get("notices") or [])]
-        return Execution(
-            stdout=str(answer.get("stdout", "")),
-            stderr=str(answer.get("stderr", "")),
-            error=error,
-            tool_calls=tuple(sorted(self.records, key=lambda r: r.call_id)),
-            duration_ms=(time.perf_counter() - self.started) * 1000,
-            isolation=self.session.sandbox.isolation,
-            stdout_truncated=bool(answer.get("stdout_truncated", False)),
-            notices=tuple(notices),
-            passes=self.passes,
-        )
-
-    def timeout_error(self) -> ExecutionError:
-        return ExecutionError(
-            kind="timeout",
-            type="TimeoutError",
-            message=(
-                f"the program did not finish within {self.limits.timeout_s:g} s and was stopped "
-                f"(in pass {max(self.passes, 1)}; the replay backend runs the program once per "
-                "level of dependent tool calls); the tool calls that completed are listed, and "
-                "variables from earlier runs may be gone"
-            ),
-        )
-
-    def pass_limit_error(self) -> ExecutionError:
-        limit = self.session.sandbox.max_passes
-        return ExecutionError(
-            kind="exception",
-            type="ReplayPassLimit",
-            message=(
-                f"the program still needed tool results after {limit} passes: each level of "
-                "tool calls that depend on earlier results costs one run of the whole program. "
-                "Issue independent calls together (asyncio.gather) instead of one after another"
-            ),
-        )
-
-    def divergence_error(self, divergence: dict[str, Any]) -> ExecutionError:
-        step = divergence.get("step")
-        line = divergence.get("line") if divergence.get("reason") == "mismatch" else None
-        if divergence.get("reason") == "mismatch":
-            expected = [_call_text(e.get("tool"), e.get("args")) for e in divergence["expected"]]
-            more = divergence.get("expected_count", 0) - len(expected)
-            recorded = ", ".join(expected) + (f" and {more} more" if more > 0 else "")
-            what = (
-                f"it called {_call_text(divergence.get('tool'), divergence.get('args'))}"
-                f"{f' (line {line})' if line else ''} in step {step}, where the earlier pass "
-                + (f"made {recorded} instead" if expected else "made no more calls")
-            )
-        else:
-            what = (
-                f"it made only {divergence.get('made')} of the {divergence.get('known')} tool "
-                f"calls the earlier passes made (step {step})"
-            )
-        message = (
-            f"pass {self.passes} of the program did not repeat the earlier passes: {what}. The "
-            "replay backend runs the program again after each round of tool calls, so it must "
-            "make the same calls every time. Something in the program differs between runs: "
-            "randomness other than the `random` module (random.SystemRandom, os.urandom, "
-            "uuid.uuid4, secrets), the monotonic clock (time.perf_counter, time.monotonic), or "
-            "state outside the program (files, environment). `random` is seeded and "
-            "time.time() and datetime.now() are fixed within one execution. The "
-            f"{self.known} tool result(s) already obtained were not requested again."
-        )
-        return ExecutionError(kind="exception", type="ReplayDivergence", message=message, line=line)
-
-
-def _encode(entry: dict[str, Any]) -> str:
-    return json.dumps(entry, separators=(",", ":"), allow_nan=False)
-
-
-def _call_text(tool: Any, args: Any) -> str:
-    pairs = args.items() if isinstance(args, dict) else ()
-    text = f"{tool}({', '.join(f'{k}={json.dumps(v)}' for k, v in pairs)})"
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _tail(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= _TAIL else "..." + text[-_TAIL:]
-
-
-def _crashed(message: str) -> ExecutionError:
-    return ExecutionError(kind="crashed", type="ReplayError", message=message)

@@ -1,4 +1,4 @@
-"""Review of the sandbox fleet: each test shows one bug (it fails until the bug is fixed).
+"""Remote and Docker sessions through cancellation, timeouts, restarts, hang-ups and bad frames.
 
 Servers are real (uvicorn on 127.0.0.1, or a private Docker engine); where a race needs a
 window, the sandbox's interpreter start is made slow, as a busy Docker engine makes it.

@@ -1,4 +1,5 @@
-"""Review findings on the proxy: each test shows one bug (it fails until the bug is fixed)."""
+"""The proxy keeps a container's state through timeouts, retries, rebuilds, other keys' requests
+and clients that leave mid-stream; its logs hold no tool inputs."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Amazon Bedrock through boto3: Converse for every model, InvokeModel for Anthropic's own body.
-
-InvokeModel's body, reply and stream events are mapped by ``anthropic_wire``, as for Anthropic's
-own API; this module adds ``anthropic_version``, the tool placeholders below, Bedrock's own stop
-reasons and the event stream's ``chunk.bytes``.
+"""What Bedrock's Converse and InvokeModel adapters share: client, threads, errors, stop reasons.
 
 Credentials come from the usual AWS chain (environment, profile, SSO, instance or task role,
 ``AWS_BEARER_TOKEN_BEDROCK``), found by botocore and never touched or logged here; the region
@@ -19,7 +15,7 @@ Mapping decisions, shared by both APIs:
   carry that call with input ``{}``, the only shape every model accepts back;
 - Converse refuses ``toolUse``/``toolResult`` blocks without a ``toolConfig`` (and Anthropic
   without ``tools``), so a request without tools whose history holds tool calls declares the
-  tools named there, as inert placeholders;
+  tools named there, as inert placeholders (``offered_tools``);
 - ``stop_sequence`` -> end_turn, ``model_context_window_exceeded`` -> max_tokens,
   ``guardrail_intervened``/``content_filtered`` -> refusal; ``malformed_tool_use`` and
   ``malformed_model_output`` -> tool_use when a tool use came back (its input error is fed back),
@@ -29,9 +25,8 @@ Mapping decisions, shared by both APIs:
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.eventstream import ParserError
@@ -48,16 +43,12 @@ from openptc.aws import AUTH_ERROR_CODES, CREDENTIAL_ERRORS, LazyClient
 from openptc.models import anthropic_wire
 from openptc.models.base import (
     Block,
-    Message,
     ModelRequest,
     ModelResponse,
-    ModelUsage,
     StopReason,
-    TextBlock,
     TextSink,
     ToolSpec,
     ToolUseBlock,
-    tool_use_from_input,
 )
 from openptc.models.errors import (
     ModelAuthError,
@@ -76,10 +67,9 @@ if TYPE_CHECKING:
     from mypy_boto3_bedrock_runtime.client import BedrockRuntimeClient
 
 PROVIDER = "bedrock"
-ANTHROPIC_VERSION = "bedrock-2023-05-31"
 
-_FILTERED = frozenset({"guardrail_intervened", "content_filtered"})
-_MALFORMED = frozenset({"malformed_tool_use", "malformed_model_output"})
+FILTERED_STOPS = frozenset({"guardrail_intervened", "content_filtered"})
+MALFORMED_STOPS = frozenset({"malformed_tool_use", "malformed_model_output"})
 
 # Error codes, compared lower-cased: errors inside an event stream use the member name
 # ("throttlingException"), HTTP errors the shape name ("ThrottlingException").
@@ -98,10 +88,10 @@ _BAD_REQUEST = frozenset({"validationexception", "resourcenotfoundexception"})
 _SDK_ERRORS = (ClientError, BotoCoreError, ParserError)
 
 
-# --- requests ----------------------------------------------------------------------------------
+# --- requests and responses --------------------------------------------------------------------
 
 
-def _offered_tools(request: ModelRequest) -> tuple[ToolSpec, ...]:
+def offered_tools(request: ModelRequest) -> tuple[ToolSpec, ...]:
     """The request's tools, or placeholders for the tools its history used when it has none."""
     if request.tools:
         return request.tools
@@ -110,69 +100,11 @@ def _offered_tools(request: ModelRequest) -> tuple[ToolSpec, ...]:
     return tuple(ToolSpec(name, note, {"type": "object"}) for name in used)
 
 
-def _converse_block(block: Block) -> dict[str, Any]:
-    if isinstance(block, TextBlock):
-        return {"text": block.text}
-    if isinstance(block, ToolUseBlock):
-        sent = {} if block.input_error is not None else dict(block.input)
-        return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": sent}}
-    return {
-        "toolResult": {
-            "toolUseId": block.tool_use_id,
-            "content": [{"text": block.content}],
-            "status": "error" if block.is_error else "success",
-        }
-    }
-
-
-def _converse_blocks(message: Message) -> list[Any]:
-    # Converse refuses blank text blocks; an empty text carries nothing anyway.
-    blocks = message.content
-    return [_converse_block(b) for b in blocks if not (isinstance(b, TextBlock) and not b.text)]
-
-
-def converse_request(model_id: str, request: ModelRequest) -> dict[str, Any]:
-    """Keyword arguments of ``converse``/``converse_stream`` for one request."""
-    kwargs: dict[str, Any] = {
-        "modelId": model_id,
-        "messages": [{"role": m.role, "content": _converse_blocks(m)} for m in request.messages],
-        "inferenceConfig": {"maxTokens": request.max_tokens},
-    }
-    if request.system:
-        kwargs["system"] = [{"text": request.system}]
-    tools = _offered_tools(request)
-    if tools:
-        specs = []
-        for t in tools:
-            spec: dict[str, Any] = {"name": t.name, "inputSchema": {"json": t.input_schema}}
-            if t.description:  # Converse refuses an empty description
-                spec["description"] = t.description
-            specs.append({"toolSpec": spec})
-        kwargs["toolConfig"] = {"tools": specs}
-        choice = request.tool_choice
-        # Converse has no "none": the tools stay declared (history may need them) and the
-        # model chooses, as with "auto".
-        if choice is not None and choice.mode in ("any", "tool") and request.tools:
-            kwargs["toolConfig"]["toolChoice"] = (
-                {"tool": {"name": choice.name}} if choice.mode == "tool" else {"any": {}}
-            )
-    return kwargs
-
-
-def invoke_body(request: ModelRequest) -> dict[str, Any]:
-    """The native Anthropic Messages body InvokeModel takes (no ``model``, no ``stream``)."""
-    body = anthropic_wire.request_body(request, _offered_tools(request))
-    return {"anthropic_version": ANTHROPIC_VERSION, **body}
-
-
-# --- responses ---------------------------------------------------------------------------------
-
-
-def _stop_reason(reason: str | None, blocks: Sequence[Block]) -> StopReason:
+def stop_reason(reason: str | None, blocks: Sequence[Block]) -> StopReason:
     """Bedrock's own stop reasons first, then Anthropic's (which Converse's names follow)."""
-    if reason in _FILTERED:
+    if reason in FILTERED_STOPS:
         return "refusal"
-    if reason in _MALFORMED:
+    if reason in MALFORMED_STOPS:
         if any(isinstance(b, ToolUseBlock) for b in blocks):
             return "tool_use"
         raise ModelServerError(
@@ -184,43 +116,7 @@ def _stop_reason(reason: str | None, blocks: Sequence[Block]) -> StopReason:
     return anthropic_wire.stop_reason(reason, blocks)
 
 
-def _converse_stop(reason: str, blocks: Sequence[Block]) -> StopReason:
-    # An unknown stopReason is a finished turn, whatever blocks came with it.
-    known = reason in anthropic_wire.STOP_REASONS or reason in _FILTERED | _MALFORMED
-    return _stop_reason(reason if known else "end_turn", blocks)
-
-
-def _converse_usage(usage: Mapping[str, Any] | None) -> ModelUsage | None:
-    if not usage:
-        return None
-    return ModelUsage(
-        input_tokens=usage.get("inputTokens", 0),
-        output_tokens=usage.get("outputTokens", 0),
-        cache_read_tokens=usage.get("cacheReadInputTokens", 0),
-        cache_write_tokens=usage.get("cacheWriteInputTokens", 0),
-    )
-
-
-def converse_response(response: Mapping[str, Any], model_id: str) -> ModelResponse:
-    """A ``converse`` response, normalized."""
-    blocks: list[Block] = []
-    for item in response.get("output", {}).get("message", {}).get("content", []):
-        if "text" in item:
-            blocks.append(TextBlock(item["text"]))
-        elif "toolUse" in item:
-            use = item["toolUse"]
-            blocks.append(tool_use_from_input(use["toolUseId"], use["name"], use.get("input")))
-        # reasoningContent, citations, images: not part of the normalized model
-    stop = _converse_stop(response.get("stopReason", "end_turn"), blocks)
-    return ModelResponse(tuple(blocks), stop, _converse_usage(response.get("usage")), model_id)
-
-
-def anthropic_response(message: Mapping[str, Any], model_id: str) -> ModelResponse:
-    """An Anthropic Message (the InvokeModel response body), normalized."""
-    return anthropic_wire.response(message, model_id, _stop_reason)
-
-
-class _Turn(Protocol):
+class TurnBuilder(Protocol):
     """A streamed response being put together from its events."""
 
     finished: bool
@@ -231,58 +127,6 @@ class _Turn(Protocol):
         ...
 
     def response(self, model: str | None = None) -> ModelResponse: ...
-
-
-@dataclass
-class _ConverseTurn:
-    """A ``converse_stream`` response, block by block in index order."""
-
-    texts: dict[int, list[str]] = field(default_factory=dict)
-    tools: dict[int, tuple[str, str, list[str]]] = field(default_factory=dict)
-    stop: str | None = None
-    usage: dict[str, Any] = field(default_factory=dict)
-    finished: bool = False
-
-    def add(self, event: Mapping[str, Any]) -> str:
-        if "contentBlockStart" in event:
-            start = event["contentBlockStart"]
-            use = start.get("start", {}).get("toolUse")
-            if use is not None:
-                self.tools[start["contentBlockIndex"]] = (use["toolUseId"], use["name"], [])
-        elif "contentBlockDelta" in event:
-            index = event["contentBlockDelta"]["contentBlockIndex"]
-            delta = event["contentBlockDelta"]["delta"]
-            if "text" in delta:
-                self.texts.setdefault(index, []).append(delta["text"])
-                return str(delta["text"])
-            if "toolUse" in delta and index in self.tools:  # no start, no name: nothing to call
-                self.tools[index][2].append(delta["toolUse"].get("input", ""))
-        elif "messageStop" in event:
-            self.stop = event["messageStop"]["stopReason"]
-            self.finished = True
-        elif "metadata" in event:
-            self.usage = dict(event["metadata"].get("usage", {}))
-        return ""
-
-    def response(self, model: str | None = None) -> ModelResponse:
-        found: dict[int, Block] = {i: TextBlock("".join(t)) for i, t in self.texts.items()}
-        for i, (tool_use_id, name, parts) in self.tools.items():
-            found[i] = tool_use_from_input(tool_use_id, name, "".join(parts))
-        blocks = tuple(found[i] for i in sorted(found))
-        stop = _converse_stop(self.stop or "end_turn", blocks)
-        return ModelResponse(blocks, stop, _converse_usage(self.usage), model or "")
-
-
-class _InvokeTurn(anthropic_wire.StreamedTurn):
-    """An ``invoke_model_with_response_stream`` response: Anthropic events in ``chunk.bytes``."""
-
-    def add(self, event: Mapping[str, Any]) -> str:
-        return super().add(json.loads(event["chunk"]["bytes"])) if "chunk" in event else ""
-
-    def response(
-        self, model: str | None = None, stop: anthropic_wire.StopMapping = _stop_reason
-    ) -> ModelResponse:
-        return super().response(model, stop)
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -370,14 +214,14 @@ def _model_error(exc: Exception, where: _Where) -> ModelError:
     return ModelError(f"Bedrock call failed: {redact_urls_in(str(exc))}", provider=PROVIDER)
 
 
-# --- models ------------------------------------------------------------------------------------
+# --- the model ---------------------------------------------------------------------------------
 
 
 def _next(events: Iterator[Any]) -> Any:
     return next(events, None)
 
 
-class _BedrockModel:
+class BedrockModelBase:
     """What Converse and InvokeModel share: the client, the thread hop, errors, retries."""
 
     prefix = "bedrock"
@@ -471,58 +315,19 @@ class _BedrockModel:
     def _open_stream(self, request: ModelRequest) -> Any:
         raise NotImplementedError
 
-    def _turn(self) -> _Turn:
+    def _turn(self) -> TurnBuilder:
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.model_id!r})"
 
 
-class BedrockConverseModel(_BedrockModel):
-    """Any Bedrock model through the provider-neutral Converse API (streamed with on_text)."""
-
-    def _complete(self, request: ModelRequest) -> ModelResponse:
-        response = self.client().converse(**converse_request(self.model_id, request))
-        return converse_response(response, self.model_id)
-
-    def _open_stream(self, request: ModelRequest) -> Any:
-        return self.client().converse_stream(**converse_request(self.model_id, request))["stream"]
-
-    def _turn(self) -> _Turn:
-        return _ConverseTurn()
-
-
-class BedrockInvokeModel(_BedrockModel):
-    """An Anthropic model through InvokeModel with the native Messages body."""
-
-    prefix = "bedrock-invoke"
-    api = "InvokeModel"
-
-    def _body(self, request: ModelRequest) -> dict[str, Any]:
-        return {
-            "modelId": self.model_id,
-            "body": json.dumps(invoke_body(request)).encode(),
-            "contentType": "application/json",
-            "accept": "application/json",
-        }
-
-    def _complete(self, request: ModelRequest) -> ModelResponse:
-        response = self.client().invoke_model(**self._body(request))
-        return anthropic_response(json.loads(response["body"].read()), self.model_id)
-
-    def _open_stream(self, request: ModelRequest) -> Any:
-        return self.client().invoke_model_with_response_stream(**self._body(request))["body"]
-
-    def _turn(self) -> _Turn:
-        return _InvokeTurn()
-
-
 __all__ = [
-    "ANTHROPIC_VERSION",
-    "BedrockConverseModel",
-    "BedrockInvokeModel",
-    "anthropic_response",
-    "converse_request",
-    "converse_response",
-    "invoke_body",
+    "FILTERED_STOPS",
+    "MALFORMED_STOPS",
+    "PROVIDER",
+    "BedrockModelBase",
+    "TurnBuilder",
+    "offered_tools",
+    "stop_reason",
 ]
