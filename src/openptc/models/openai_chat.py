@@ -38,7 +38,6 @@ from openptc.models.openai_common import (
     split_usage,
     tool_use,
 )
-from openptc.models.retry import ShownText
 
 _FINISH_REASONS: dict[str, StopReason] = {
     "stop": "end_turn",
@@ -53,15 +52,6 @@ class OpenAIChatModel(OpenAIModelBase):
     """Chat Completions: OpenAI itself, or any OpenAI-compatible server with ``local=True``."""
 
     _prefix, _local_prefix, _api = "openai", "openai-compatible", "Chat Completions"
-
-    async def generate(
-        self, request: ModelRequest, *, on_text: TextSink | None = None
-    ) -> ModelResponse:
-        args = self._arguments(request)
-        if on_text is None:
-            return await self._call(lambda: self._complete(args))
-        shown = ShownText(on_text)
-        return await self._call(lambda: self._stream(args, shown), shown)
 
     def _arguments(self, request: ModelRequest) -> dict[str, Any]:
         tools: list[ChatCompletionFunctionToolParam] = [
@@ -93,7 +83,7 @@ class OpenAIChatModel(OpenAIModelBase):
                 )
         return args
 
-    async def _complete(self, args: dict[str, Any]) -> ModelResponse:
+    async def _once(self, args: dict[str, Any]) -> ModelResponse:
         completion: ChatCompletion = await self._client.chat.completions.create(**args)
         if not completion.choices:
             raise ModelServerError(f"{self.base_url} returned no choices", provider=PROVIDER)

@@ -17,12 +17,15 @@ import json
 import os
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import openai
 
 from openptc.models.base import (
+    ModelRequest,
+    ModelResponse,
     ModelUsage,
+    TextSink,
     ToolResultBlock,
     ToolUseBlock,
     tool_use_from_input,
@@ -100,6 +103,25 @@ class OpenAIModelBase:
         self._owns_client = client is None
         # Fit to show (names, labels, error messages): a password in the URL becomes ``***``.
         self.base_url = redact_url(str(self._client.base_url).rstrip("/"))
+
+    async def generate(
+        self, request: ModelRequest, *, on_text: TextSink | None = None
+    ) -> ModelResponse:
+        args = self._arguments(request)
+        if on_text is None:
+            return await self._call(lambda: self._once(args))
+        shown = ShownText(on_text)
+        return await self._call(lambda: self._stream(args, shown), shown)
+
+    # Each API fills these in: its request arguments, one whole response, one streamed response.
+    def _arguments(self, request: ModelRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _once(self, args: dict[str, Any]) -> ModelResponse:
+        raise NotImplementedError
+
+    async def _stream(self, args: dict[str, Any], on_text: TextSink) -> ModelResponse:
+        raise NotImplementedError
 
     @property
     def name(self) -> str:

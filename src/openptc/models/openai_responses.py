@@ -43,7 +43,6 @@ from openptc.models.openai_common import (
     split_usage,
     tool_use,
 )
-from openptc.models.retry import ShownText
 
 
 class OpenAIResponsesModel(OpenAIModelBase):
@@ -51,15 +50,6 @@ class OpenAIResponsesModel(OpenAIModelBase):
 
     _prefix = _local_prefix = "openai-responses"
     _api = "Responses API"
-
-    async def generate(
-        self, request: ModelRequest, *, on_text: TextSink | None = None
-    ) -> ModelResponse:
-        args = self._arguments(request)
-        if on_text is None:
-            return await self._call(lambda: self._create(args))
-        shown = ShownText(on_text)
-        return await self._call(lambda: self._stream(args, shown), shown)
 
     def _arguments(self, request: ModelRequest) -> dict[str, Any]:
         tools: list[FunctionToolParam] = [
@@ -91,7 +81,7 @@ class OpenAIResponsesModel(OpenAIModelBase):
                 )
         return args
 
-    async def _create(self, args: dict[str, Any]) -> ModelResponse:
+    async def _once(self, args: dict[str, Any]) -> ModelResponse:
         response: Response = await self._client.responses.create(**args)
         return self._to_model_response(response)
 
