@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -260,17 +261,34 @@ async def test_count_tokens_and_models(proxy: Proxy) -> None:
         await client.models.retrieve("gpt-nothing")
 
 
-def _sandbox_processes() -> int:
-    """Sandbox interpreters alive on this machine (their command line carries the bridge fds)."""
-    count = 0
+def _parents() -> dict[int, int]:
+    """Every process's parent, as /proc says now."""
+    parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                cmdline = (entry / "cmdline").read_bytes()
+                stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if b'"in_fd"' in cmdline and b"bwrap" not in cmdline.split(b"\0", 1)[0]:
-                count += 1
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def _sandbox_processes() -> int:
+    """Sandbox interpreters started by this test process (their command line carries the
+    bridge fds); other processes' sandboxes on a shared machine are not counted."""
+    parents, me, count = _parents(), os.getpid(), 0
+    for pid in parents:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b'"in_fd"' not in cmdline or b"bwrap" in cmdline.split(b"\0", 1)[0]:
+            continue
+        ancestor = parents.get(pid, 0)
+        while ancestor > 1 and ancestor != me:
+            ancestor = parents.get(ancestor, 0)
+        count += ancestor == me
     return count
 
 

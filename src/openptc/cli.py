@@ -14,9 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from openptc.agent import Agent
-from openptc.bench import replay_bench
-from openptc.bench.report import write_report
-from openptc.bench.sandbox_bench import run_sandbox_bench
+from openptc.bench.commands import bench_app
 from openptc.demo import (
     DEFAULT_MODEL,
     DemoOutcome,
@@ -36,13 +34,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-bench_app = typer.Typer(help="Benchmarks; each figure is a ratio to a baseline from the same run.")
 app.add_typer(bench_app, name="bench")
 sandbox_app = typer.Typer(help="Sandbox housekeeping.")
 app.add_typer(sandbox_app, name="sandbox")
 console = Console()
-
-RESULTS_DIR = Path("benchmarks/results")
 
 
 @app.command()
@@ -350,146 +345,3 @@ def sandbox_server(
         raise typer.Exit(2) from None
     console.print(f"[green]openptc sandbox server[/green] on http://{host}:{port} ({backend})")
     run_server(settings, host, port, log_level)
-
-
-@bench_app.command("sandbox")
-def bench_sandbox(
-    quick: Annotated[bool, typer.Option(help="Fewer rounds (for a smoke test).")] = False,
-    out: Annotated[Path, typer.Option(help="Directory for the JSON results.")] = RESULTS_DIR,
-) -> None:
-    """Cold and warm start, bridge round trip, fan-out and memory of the local sandbox."""
-    report = asyncio.run(run_sandbox_bench(quick=quick, progress=lambda m: console.print(f"  {m}")))
-    table = Table("figure", "ours", "baseline", "ratio", "target", "met")
-    for figure in report["figures"]:
-        unit = figure["unit"]
-        baseline = figure["baseline"]
-        ratio = figure["ratio"]
-        table.add_row(
-            figure["name"],
-            f"{figure['value']:.2f} {unit}",
-            f"{baseline:.2f} {unit}" if baseline is not None else "-",
-            f"{ratio:.2f}x" if ratio is not None else "-",
-            figure["target"],
-            _mark(bool(figure["met"])),
-        )
-    console.print(table)
-    path = write_report(report, out)
-    console.print(f"results written to {path}")
-
-
-@bench_app.command("replay")
-def bench_replay(
-    quick: Annotated[bool, typer.Option(help="Fewer rounds (for a smoke test).")] = False,
-    out: Annotated[Path, typer.Option(help="Directory for the JSON results.")] = RESULTS_DIR,
-) -> None:
-    """Replay (stateless interpreters) vs the live bridge: passes and interpreter time."""
-    report = asyncio.run(
-        replay_bench.run_replay_bench(quick=quick, progress=lambda m: console.print(f"  {m}"))
-    )
-    table = Table(
-        "scenario", "calls", "passes", "bridge", "replay", "x", "bridge wall", "replay wall", "x",
-        "same", title="replay vs the live bridge: time in the interpreter and wall time (ms)",
-        caption=report["interpreter"],
-    )  # fmt: skip
-    for s in report["scenarios"]:
-        table.add_row(
-            s["name"],
-            str(s["tool_calls"]),
-            str(s["passes"]),
-            f"{s['bridge_ms']:.1f}",
-            f"{s['replay_interpreter_ms']:.1f}",
-            f"{s['interpreter_ratio']:.2f}x",
-            f"{s['bridge_wall_ms']:.1f}",
-            f"{s['replay_wall_ms']:.1f}",
-            f"{s['wall_ratio']:.2f}x",
-            _mark(s["same_output"]),
-        )
-    console.print(table)
-    path = write_report(report, out)
-    console.print(f"results written to {path}")
-
-
-@bench_app.command("proxy")
-def bench_proxy(
-    quick: Annotated[bool, typer.Option(help="Fewer requests (for a smoke test).")] = False,
-    requests: Annotated[
-        int | None,
-        typer.Option(help="Sequential requests to each target (default 300; 60 with --quick)."),
-    ] = None,
-    concurrent: Annotated[int, typer.Option(help="Text-only requests sent at once.")] = 200,
-    ptc_concurrent: Annotated[
-        int, typer.Option(help="PTC requests sent at once (each makes a container).")
-    ] = 20,
-    out: Annotated[Path, typer.Option(help="Directory for the JSON results.")] = RESULTS_DIR,
-) -> None:
-    """The proxy's overhead per request (vs in-process and bare HTTP) and concurrent requests."""
-    from openptc.bench.proxy_bench import run_proxy_bench
-
-    report = asyncio.run(
-        run_proxy_bench(
-            quick=quick,
-            requests=requests,
-            concurrent=concurrent,
-            ptc_concurrent=ptc_concurrent,
-            progress=lambda m: console.print(f"  {m}"),
-        )
-    )
-    table = Table(
-        "figure", "ours", "baseline", "difference", "ratio", "target", "met",
-        title="the proxy against baselines from the same run (scripted backends)",
-        caption=f"client: {report['client']}",
-    )  # fmt: skip
-    for figure in report["figures"]:
-        unit, ratio = figure["unit"], figure["ratio"]
-        table.add_row(
-            figure["name"],
-            f"{figure['ours']:.2f} {unit}",
-            f"{figure['baseline']:.3f} {unit}",
-            f"{figure['difference']:+.2f} {unit}",
-            "-" if ratio is None else f"{ratio:.0f}x" if ratio >= 100 else f"{ratio:.2f}x",
-            figure["target"] or "-",
-            "-" if figure["met"] is None else _mark(figure["met"]),
-        )
-    console.print(table)
-    path = write_report(report, out)
-    console.print(f"results written to {path}")
-    if any(figure["details"].get("errors") for figure in report["figures"]):
-        console.print("[red]some requests failed: see error_samples in the results[/red]")
-        raise typer.Exit(1)
-
-
-@bench_app.command("fleet")
-def bench_fleet(
-    rounds: Annotated[int, typer.Option(help="Executions per latency figure.")] = 30,
-    per_session: Annotated[int, typer.Option(help="Executions per session for throughput.")] = 10,
-    out: Annotated[Path, typer.Option(help="Directory for the JSON results.")] = RESULTS_DIR,
-) -> None:
-    """Remote and Docker backends against the local one; the sandbox server's throughput."""
-    from openptc.bench.fleet_bench import run_fleet_bench
-
-    report = asyncio.run(
-        run_fleet_bench(
-            rounds=rounds, per_session=per_session, progress=lambda m: console.print(f"  {m}")
-        )
-    )
-    table = Table("figure", "p50", "p95", "local p50", "ratio", title="backends vs local")
-    for f in report["figures"]:
-        table.add_row(
-            f["name"],
-            f"{f['ours_p50']:.2f} {f['unit']}",
-            f"{f['ours_p95']:.2f} {f['unit']}",
-            f"{f['local_p50']:.2f} {f['unit']}",
-            f"{f['ratio']:.2f}x",
-        )
-    console.print(table)
-    rates = Table("sessions", "remote exec/s", "local exec/s", "ratio", title="throughput")
-    for t in report["throughput"]:
-        rates.add_row(
-            str(t["sessions"]),
-            f"{t['remote_per_s']:.0f}",
-            f"{t['local_per_s']:.0f}",
-            f"{t['ratio']:.2f}x",
-        )
-    console.print(rates)
-    console.print(f"docker: {report['docker']}")
-    console.print(f"results written to {write_report(report, out)}")

@@ -2,7 +2,9 @@
 
 ``create_app`` picks the record store (memory or Redis), the sandbox (local or remote) and the
 backend models from the config unless given them, starts them before the first request and
-closes what it opened at shutdown. The handlers themselves are in ``routes``.
+closes what it opened at shutdown. The store is watched (``store_watch``: an outage is a 503,
+logged once) and the app gated (``drain``: refused while draining). The handlers themselves
+are in ``routes``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from openptc.logs import install_request_ids
@@ -20,9 +23,11 @@ from openptc.models.base import Model
 from openptc.models.resolve import model_from_string
 from openptc.proxy.config import ProxyConfig
 from openptc.proxy.containers import ContainerManager
+from openptc.proxy.drain import Drain, DrainGate
 from openptc.proxy.forwarding import Forwarder
 from openptc.proxy.routes import Api, ProxyState, method_not_allowed_handler, not_found_handler
 from openptc.proxy.store import MemoryStore, RecordStore
+from openptc.proxy.store_watch import WatchedStore
 from openptc.proxy.turns import TurnRunner
 from openptc.sandbox.base import Limits, Sandbox
 from openptc.sandbox.local import LocalSandbox
@@ -51,6 +56,7 @@ def create_app(
     """The proxy as an ASGI app. ``store``, ``sandbox`` and ``model_for`` default to what
     ``config`` says (memory or Redis, a local sandbox, model strings)."""
     holder: dict[str, ProxyState] = {}
+    drain = Drain()  # flipped by ``serve.DrainingServer`` on SIGTERM
     install_request_ids(log)
 
     def state() -> ProxyState:
@@ -64,12 +70,12 @@ def create_app(
         start = getattr(chosen_sandbox, "start", None)
         if start is not None:
             await start()  # probe isolation / reach the server, fill the pool, before requests
-        containers = ContainerManager(config, chosen_store, chosen_sandbox)
+        watched = WatchedStore(chosen_store)
+        await watched.check_at_startup()  # an outage, or a Redis that persists nothing: said now
+        containers = ContainerManager(config, watched, chosen_sandbox)
         runner = TurnRunner(config, containers, model_for or _cached_models())
         forwarder = Forwarder(config.advertise_url) if config.advertise_url else None
-        holder["state"] = ProxyState(
-            config, containers, runner, chosen_sandbox, chosen_store, forwarder
-        )
+        holder["state"] = ProxyState(config, containers, runner, chosen_sandbox, watched, forwarder)
         containers.start()
         log.info("proxy started", extra={"models": sorted(config.models)})
         try:
@@ -83,23 +89,27 @@ def create_app(
             if store is None:
                 await chosen_store.aclose()
 
-    api = Api(state)
+    api = Api(state, drain)
     routes = [
         Route("/v1/messages", api.messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", api.count_tokens, methods=["POST"]),
         Route("/v1/models", api.list_models, methods=["GET"]),
         Route("/v1/models/{model_id}", api.get_model, methods=["GET"]),
         Route("/health", api.health, methods=["GET"]),
+        Route("/readyz", api.ready, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(DrainGate, drain=drain)],
         exception_handlers={
             404: not_found_handler,
             405: method_not_allowed_handler,
         },
     )
+    app.state.drain = drain
+    return app
 
 
 def _sandbox_from(config: ProxyConfig, limits: Limits) -> Sandbox:

@@ -51,6 +51,9 @@ class ProxyConfig(BaseModel):
     api_keys: tuple[ApiKey, ...] = Field(min_length=1)
     models: dict[str, str] = Field(min_length=1)
     container_idle_s: float = Field(default=300.0, gt=0)
+    # An idle container (no request in it, no paused program) keeps its live sandbox this long,
+    # then gives it back and is rebuilt by re-running its programs when used again.
+    container_warm_s: float = Field(default=120.0, gt=0)
     container_max_age_s: float = Field(default=30 * 24 * 3600.0, gt=0)
     tool_result_timeout_s: float = Field(default=270.0, gt=0)
     program_timeout_s: float = Field(default=600.0, gt=0)
@@ -65,6 +68,8 @@ class ProxyConfig(BaseModel):
     sandbox_url: str | None = None
     sandbox_token: SecretStr | None = None
     pool_size: int = Field(default=2, ge=0)
+    # On SIGTERM, how long requests in flight may take to finish before the proxy stops anyway.
+    drain_timeout_s: float = Field(default=45.0, ge=0)
 
     @model_validator(mode="after")
     def _sandbox_server_needs_a_token(self) -> ProxyConfig:

@@ -1,9 +1,13 @@
 """Containers: a sandbox session per container, owned by one API key, expiring when idle.
 
 The record (owner, expiry, program history) lives in a ``RecordStore`` shared by replicas; the
-live session lives in the replica that runs it. A replica asked for a container whose live
-session it does not hold (after a restart, or behind a plain load balancer) rebuilds it by
-re-running the recorded programs with their recorded tool results.
+live session lives in the replica that runs it, and only while the container needs one: a
+request running in it, a program paused in it, or a recent use (``container_warm_s``). An idle
+container gives its session back (after the warm time, or at once when its key needs room on
+this replica) and, like one whose session this replica never held (after a restart, or behind a
+plain load balancer), is rebuilt by re-running the recorded programs with their recorded tool
+results. A key's limit counts its containers *in use*, across replicas (claims in the store),
+so a key can have any number of conversations one after another.
 """
 
 from __future__ import annotations
@@ -18,10 +22,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from openptc.proxy.config import ApiKey, ProxyConfig
-from openptc.proxy.errors import ApiError, not_found
+from openptc.proxy.container_errors import (
+    expired_container,
+    limit_reached,
+    lost_container,
+    unknown_container,
+)
+from openptc.proxy.errors import ApiError
 from openptc.proxy.program import Diverged, LiveProgram
 from openptc.proxy.records import ContainerHistory, ProgramRecord
-from openptc.proxy.store import OwnerLimitReached, RecordStore, StoredRecord
+from openptc.proxy.store import RecordStore, StoredRecord
+from openptc.proxy.store_watch import WatchedStore
 from openptc.proxy.wire import Container
 from openptc.sandbox.base import Sandbox, Session, ToolSignature
 
@@ -29,14 +40,6 @@ log = logging.getLogger("openptc.proxy")
 
 REAP_INTERVAL_S = 5.0
 STORE_GRACE_S = 60.0
-
-
-def _limit_reached(key: ApiKey) -> ApiError:
-    return ApiError(
-        "rate_limit_error",
-        f"this API key already holds its limit of {key.max_containers} containers; "
-        "reuse one with `container`, or wait for one to expire",
-    )
 
 
 def _logical_expiry(record: StoredRecord) -> float:
@@ -64,6 +67,15 @@ class LiveContainer:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     restored: bool = False  # the session must be rebuilt from the history before use
     notice: str | None = None  # said to the model once, e.g. that state could not be restored
+    limit: int = 32  # the owner key's max_containers
+    users: int = 0  # requests using the container now (between ``use`` and ``done``)
+    claimed: bool = False  # counted in the store as in use by its key, by this replica
+    last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing needs the session: no request in the container, no paused program."""
+        return self.users == 0 and not self.lock.locked() and self.program is None
 
     def wire(self) -> Container:
         stamp = datetime.fromtimestamp(self.expires_at, UTC).isoformat().replace("+00:00", "Z")
@@ -75,7 +87,7 @@ class ContainerManager:
 
     def __init__(self, config: ProxyConfig, store: RecordStore, sandbox: Sandbox) -> None:
         self._config = config
-        self._store = store
+        self._store = store if isinstance(store, WatchedStore) else WatchedStore(store)
         self._sandbox = sandbox
         self._live: dict[str, LiveContainer] = {}
         self._reaper: asyncio.Task[None] | None = None
@@ -95,15 +107,66 @@ class ContainerManager:
     def live_count(self) -> int:
         return len(self._live)
 
-    # -- finding --------------------------------------------------------------------------------
-    async def check_room(self, key: ApiKey) -> None:
-        """Refuse early (before any output) a key already at its container limit; ``create``
-        checks again, atomically, when the container is made."""
-        held = await self._store.owned_by(key.owner)
-        if len(held) >= key.max_containers:
-            raise _limit_reached(key)
+    @property
+    def store(self) -> WatchedStore:
+        return self._store
 
+    # -- in use ---------------------------------------------------------------------------------
+    async def check_room(self, key: ApiKey) -> None:
+        """Refuse early (before any output) a key already at its limit of containers in use;
+        ``create`` checks again, atomically, when the container is made."""
+        in_use = await self._store.in_use_by(key.owner)
+        if len(in_use) >= key.max_containers:
+            raise limit_reached(key.max_containers)
+
+    def _lease_end(self) -> float:
+        """How long a claim outlives a replica that dies holding it."""
+        config = self._config
+        return time.time() + config.container_idle_s + config.program_timeout_s + STORE_GRACE_S
+
+    async def use(self, container: LiveContainer) -> None:
+        """A request starts using the container: it is counted as in use by its key (a 429
+        when the key already has its limit in use). Every ``use`` is paired with ``done``."""
+        container.users += 1
+        try:
+            claimed = await self._store.claim_in_use(
+                container.owner, container.id, until=self._lease_end(), limit=container.limit
+            )
+        except BaseException:
+            container.users -= 1
+            raise
+        if not claimed:
+            container.users -= 1
+            raise limit_reached(container.limit)
+        container.claimed = True
+
+    async def done(self, container: LiveContainer) -> None:
+        """A request left the container. Idle now, it no longer counts as in use (its session
+        stays warm a while); a paused program keeps the claim, renewed for as long as it waits."""
+        container.users -= 1
+        container.last_used = time.monotonic()
+        if container.users or not container.claimed or not self.is_current(container):
+            return
+        if container.program is None:
+            await self._unclaim(container)
+            return
+        with contextlib.suppress(ApiError):  # the store is down: the lease runs on meanwhile
+            await self._store.claim_in_use(
+                container.owner, container.id, until=self._lease_end(), limit=container.limit
+            )
+
+    async def _unclaim(self, container: LiveContainer) -> None:
+        if not container.claimed:
+            return
+        container.claimed = False
+        with contextlib.suppress(ApiError):  # the store is down (said once); the lease runs out
+            await self._store.release_in_use(
+                container.owner, container.id, revision=container.revision
+            )
+
+    # -- finding --------------------------------------------------------------------------------
     async def create(self, key: ApiKey) -> LiveContainer:
+        """A new container, in use by the calling request (pair with ``done``)."""
         now = time.time()
         container = LiveContainer(
             id=new_id("container_"),
@@ -111,11 +174,15 @@ class ContainerManager:
             history=ContainerHistory(created_at=now),
             revision=0,
             expires_at=self._expiry(now),
+            limit=key.max_containers,
         )
+        await self.use(container)
         try:
-            await self.save(container, max_owned=key.max_containers)
-        except OwnerLimitReached:
-            raise _limit_reached(key) from None
+            await self.save(container)
+        except BaseException:
+            container.users -= 1
+            await self._unclaim(container)
+            raise
         self._live[container.id] = container
         log.info("container created", extra={"container_id": container.id})
         return container
@@ -123,16 +190,20 @@ class ContainerManager:
     async def open(self, container_id: str, key: ApiKey) -> LiveContainer:
         """The caller's container; another key's container is reported as not found."""
         record = await self._store.get(container_id)
-        expired = record is not None and _logical_expiry(record) <= time.time()
-        if record is None or record.owner != key.owner or expired:
-            # Another key's request must not touch the owner's container; an expired one is
-            # left to the reaper (a request may still hold it).
-            raise not_found(
-                f"container '{container_id}' was not found; containers expire after "
-                f"{self._config.container_idle_s:g} s without use. Leave out `container` to "
-                "start a new one."
-            )
         live = self._live.get(container_id)
+        mine = live if live is not None and live.owner == key.owner else None
+        if record is None and mine is not None and mine.expires_at > time.time():
+            # This replica knows it had not expired: the store lost it.
+            if mine.users == 0 and not mine.lock.locked():  # nothing can save it now
+                await self._discard(mine)
+            raise lost_container(container_id)
+        if record is None or record.owner != key.owner:
+            # Another key's request must not touch the owner's container, nor learn it exists.
+            raise self._unknown(container_id)
+        if _logical_expiry(record) <= time.time():  # left to the reaper: a request may hold it
+            raise expired_container(container_id, self._config.container_idle_s)
+        if live is not None:
+            live.limit = key.max_containers
         if live is not None and live.revision == record.revision:
             return live
         if live is not None:  # another replica moved it on: this session is out of date
@@ -150,6 +221,7 @@ class ContainerManager:
             revision=record.revision,
             expires_at=_logical_expiry(record),
             restored=True,
+            limit=key.max_containers,
         )
         self._live[container_id] = restored
         log.info(
@@ -158,7 +230,15 @@ class ContainerManager:
         )
         return restored
 
-    async def save(self, container: LiveContainer, *, max_owned: int | None = None) -> None:
+    def _unknown(self, container_id: str) -> ApiError:
+        return unknown_container(
+            container_id,
+            idle_s=self._config.container_idle_s,
+            in_memory=self._store.in_memory,
+            seen=self._store.what_was_seen(),
+        )
+
+    async def save(self, container: LiveContainer) -> None:
         """Store the container's history; lose a race with another replica as a 409."""
         container.expires_at = self._expiry(container.history.created_at, touched=time.time())
         container.history.holder = self._config.advertise_url
@@ -173,8 +253,10 @@ class ContainerManager:
             payload=container.history.model_dump_json(),
         )
         expected = container.revision if container.revision else None
-        if not await self._store.put(record, expected_revision=expected, max_owned=max_owned):
+        if not await self._store.put(record, expected_revision=expected):
             await self._discard(container)
+            if expected is not None and await self._store.get(container.id) is None:
+                raise lost_container(container.id)
             raise ApiError(
                 "conflict_error",
                 f"container '{container.id}' was changed by another request at the same time; "
@@ -201,6 +283,7 @@ class ContainerManager:
         """The container's live session, rebuilt from its history when this replica has none."""
         if container.session is not None and not container.session.closed:
             return container.session
+        await self._make_room(container)
         container.session = await self._sandbox.open_session()
         finished = [p for p in container.history.programs if p.finished]
         if container.restored and finished:
@@ -271,9 +354,39 @@ class ContainerManager:
         container.history.programs = []
         container.restored = False
 
+    async def _make_room(self, needing: LiveContainer) -> None:
+        """Keep a key's live sessions on this replica within its limit: the least recently used
+        idle containers give theirs back first (they are rebuilt when used again); a paused one
+        only when another replica has taken it over."""
+        held = [
+            c
+            for c in self._live.values()
+            if c.owner == needing.owner and c is not needing and c.session is not None
+        ]
+        excess = len(held) + 1 - needing.limit
+        for victim in sorted((c for c in held if c.idle), key=lambda c: c.last_used):
+            if excess <= 0:
+                return
+            await self._release(victim, "its key needed room")
+            excess -= 1
+        for paused in [c for c in held if c.program is not None and c.users == 0]:
+            if excess <= 0 or paused.lock.locked():
+                continue
+            record = await self._store.get(paused.id)
+            if record is None or record.revision != paused.revision:
+                await self._release(paused, "another replica has taken it over")
+                excess -= 1
+
+    async def _release(self, container: LiveContainer, why: str) -> None:
+        """Give the session back; the record stays, so the container is rebuilt when used."""
+        await self._discard(container)
+        log.info("container released its sandbox", extra={"container_id": container.id, "why": why})
+
     # -- expiry ---------------------------------------------------------------------------------
     async def _discard(self, container: LiveContainer) -> None:
-        self._live.pop(container.id, None)
+        if self._live.get(container.id) is container:
+            del self._live[container.id]
+            await self._unclaim(container)
         await self._stop(container)
 
     @staticmethod
@@ -288,18 +401,32 @@ class ContainerManager:
             container.session = None
 
     async def reap(self) -> int:
-        """Close containers whose time is up; their processes are killed with their sessions."""
+        """Close containers whose time is up (their processes are killed with their sessions),
+        and give back the sessions of containers idle for longer than the warm time."""
         now = time.time()
-        expired = [c for c in self._live.values() if c.expires_at <= now and not c.lock.locked()]
+        expired = [
+            c
+            for c in self._live.values()
+            if c.expires_at <= now and not c.lock.locked() and c.users == 0
+        ]
         for container in expired:  # the store forgets the record by itself at its expiry
             await self._discard(container)
             log.info("container expired", extra={"container_id": container.id})
-        return len(expired)
+        cooled = time.monotonic() - self._config.container_warm_s
+        idle = [c for c in self._live.values() if c.idle and c.last_used <= cooled]
+        for container in idle:
+            await self._release(container, "idle for longer than container_warm_s")
+        return len(expired) + len(idle)
 
     async def _reap_forever(self) -> None:
+        config = self._config
+        interval = min(REAP_INTERVAL_S, config.container_idle_s / 2, config.container_warm_s / 2)
         while True:
-            await asyncio.sleep(min(REAP_INTERVAL_S, self._config.container_idle_s / 2))
+            await asyncio.sleep(interval)
             try:
+                await self._store.probe()
                 await self.reap()
+            except ApiError:
+                pass  # the store is down: the watcher has said so once
             except Exception:
                 log.exception("reaping containers failed")

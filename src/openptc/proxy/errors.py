@@ -38,11 +38,19 @@ STATUS: dict[ErrorType, int] = {
 class ApiError(Exception):
     """Raised anywhere in the proxy; the app turns it into the error response."""
 
-    def __init__(self, type_: ErrorType, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        type_: ErrorType,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.type = type_
         self.message = message
         self.status = status if status is not None else STATUS[type_]
+        self.headers = dict(headers or {})  # e.g. retry-after on a 503
 
     def body(self, request_id: str | None) -> dict[str, object]:
         body: dict[str, object] = {

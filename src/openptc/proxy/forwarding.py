@@ -3,7 +3,8 @@
 Behind a plain load balancer any replica may receive any request. The container's record names
 its holder (the URL that replica advertises); a replica that is not the holder forwards the
 request there, unchanged, over one internal hop. When the holder cannot be reached (it restarted
-or is gone) the request is served here instead, by rebuilding the container from its record.
+or is gone) or is draining, the request is served here instead, by rebuilding the container from
+its record.
 A forwarded request is never forwarded again.
 """
 
@@ -15,6 +16,7 @@ import httpx
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from openptc.proxy.drain import DRAINING_HEADER
 from openptc.proxy.records import ContainerHistory
 from openptc.proxy.store import RecordStore
 
@@ -59,6 +61,10 @@ class Forwarder:
                 "container holder unreachable; serving here",
                 extra={"holder": holder, "reason": type(exc).__name__},
             )
+            return None
+        if response.status_code == 503 and DRAINING_HEADER in response.headers:
+            await response.aclose()  # it is shutting down: rebuild the container here instead
+            log.info("container holder is draining; serving here", extra={"holder": holder})
             return None
         log.info("forwarded to the container's holder", extra={"holder": holder})
         kept = {k: v for k, v in response.headers.items() if k in ("content-type", "request-id")}

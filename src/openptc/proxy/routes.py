@@ -23,6 +23,7 @@ from openptc.models.base import ModelRequest
 from openptc.models.tokens import count_request_tokens
 from openptc.proxy.config import ProxyConfig
 from openptc.proxy.containers import ContainerManager, new_id
+from openptc.proxy.drain import Drain
 from openptc.proxy.errors import ApiError
 from openptc.proxy.forwarding import FORWARDED_HEADER, Forwarder
 from openptc.proxy.history import read_conversation
@@ -37,7 +38,7 @@ from openptc.proxy.request_parsing import (
     read_body,
     refuse_sampling_fields,
 )
-from openptc.proxy.store import RecordStore
+from openptc.proxy.store_watch import WatchedStore
 from openptc.proxy.tooling import read_tools
 from openptc.proxy.turn_events import STARTED
 from openptc.proxy.turn_responses import collect_message, pump_events, stream_events
@@ -62,7 +63,7 @@ class ProxyState:
     containers: ContainerManager
     runner: TurnRunner
     sandbox: Sandbox
-    store: RecordStore
+    store: WatchedStore
     forwarder: Forwarder | None
 
 
@@ -103,8 +104,9 @@ async def method_not_allowed_handler(request: Request, exc: Exception) -> Respon
 class Api:
     """The route handlers, bound to one ``ProxyState``."""
 
-    def __init__(self, state: Callable[[], ProxyState]) -> None:
+    def __init__(self, state: Callable[[], ProxyState], drain: Drain) -> None:
         self._state = state
+        self._drain = drain
         self._pumps: set[asyncio.Task[None]] = set()  # streaming turns in flight
 
     async def _guarded(
@@ -121,7 +123,7 @@ class Api:
             return response
         except ApiError as exc:
             status = exc.status
-            return error_response(exc, request_id)
+            return error_response(exc, request_id, exc.headers)
         except Exception:
             log.exception("request failed")
             return error_response(ApiError("api_error", "internal error in the proxy"), request_id)
@@ -227,7 +229,19 @@ class Api:
 
     async def health(self, request: Request) -> Response:
         state = self._state()
-        return AsciiJSONResponse({"status": "ok", "containers": state.containers.live_count})
+        return AsciiJSONResponse(
+            {
+                "status": "draining" if self._drain.draining else "ok",
+                "containers": state.containers.live_count,
+                "store": "ok" if state.store.reachable else "unreachable",
+            }
+        )
+
+    async def ready(self, request: Request) -> Response:
+        """Readiness for a load balancer: 503 once draining, so it sends new work elsewhere."""
+        if self._drain.draining:
+            return AsciiJSONResponse({"status": "draining"}, status_code=503)
+        return AsciiJSONResponse({"status": "ready"})
 
     async def openapi(self, request: Request) -> Response:
         return AsciiJSONResponse(openapi_document())

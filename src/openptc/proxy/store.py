@@ -3,6 +3,11 @@
 A record is what a replica needs to take over a container it does not hold: its owner, its
 expiry, and (in ``payload``, opaque here) the programs run so far with their tool results. Writes
 are compare-and-set on ``revision``, so two replicas never both advance the same container.
+
+Apart from the records, a store counts each owner's containers *in use* (a request running in
+them, or a program paused waiting for tool results): that, not how many records an owner has,
+is what a key's container limit bounds, on every replica at once. A claim is a lease, so a
+replica that dies without releasing its claims frees them when the lease runs out.
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ class OwnerLimitReached(Exception):
         self.limit = limit
 
 
+class StoreUnavailable(Exception):
+    """The record store cannot be reached, or refuses to serve; the message says where and what
+    to do about it."""
+
+
 @runtime_checkable
 class RecordStore(Protocol):
     """Container records, shared by every replica that uses the same store."""
@@ -59,6 +69,23 @@ class RecordStore(Protocol):
         """Ids of the owner's containers that have not expired (for per-key limits)."""
         ...
 
+    async def claim_in_use(
+        self, owner: str, container_id: str, *, until: float, limit: int
+    ) -> bool:
+        """Count the container as in use by ``owner`` until ``until`` (unix time), renewing the
+        lease if it is counted already. False, and nothing changed, when the owner already has
+        ``limit`` other containers in use; checked in the same atomic step as the claim."""
+        ...
+
+    async def release_in_use(self, owner: str, container_id: str, *, revision: int) -> None:
+        """Stop counting the container as in use, unless its record has moved past ``revision``
+        (another replica has taken it over and holds the claim now)."""
+        ...
+
+    async def in_use_by(self, owner: str) -> list[str]:
+        """Ids of the owner's containers in use (claims whose lease has not run out)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -67,6 +94,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._records: dict[str, StoredRecord] = {}
+        self._in_use: dict[str, dict[str, float]] = {}  # owner -> container id -> lease end
         self._lock = asyncio.Lock()
 
     def _live(self, container_id: str) -> StoredRecord | None:
@@ -103,5 +131,30 @@ class MemoryStore:
     async def owned_by(self, owner: str) -> list[str]:
         return [r.id for r in list(self._records.values()) if self._live(r.id) and r.owner == owner]
 
+    def _claims(self, owner: str) -> dict[str, float]:
+        now = time.time()
+        claims = self._in_use.setdefault(owner, {})
+        for container_id in [c for c, until in claims.items() if until <= now]:
+            del claims[container_id]
+        return claims
+
+    async def claim_in_use(
+        self, owner: str, container_id: str, *, until: float, limit: int
+    ) -> bool:
+        claims = self._claims(owner)
+        if container_id not in claims and len(claims) >= limit:
+            return False
+        claims[container_id] = until
+        return True
+
+    async def release_in_use(self, owner: str, container_id: str, *, revision: int) -> None:
+        record = self._live(container_id)
+        if record is None or record.revision == revision:
+            self._claims(owner).pop(container_id, None)
+
+    async def in_use_by(self, owner: str) -> list[str]:
+        return list(self._claims(owner))
+
     async def aclose(self) -> None:
         self._records.clear()
+        self._in_use.clear()

@@ -137,6 +137,8 @@ class TurnRunner:
         its record, rather than run on a discarded one."""
         for _ in range(3):
             container = await self._containers.open(container_id, key)
+            await self._containers.use(container)  # a 429 if the key has its limit in use
+            stack.push_async_callback(self._containers.done, container)
             await container.lock.acquire()
             if self._containers.is_current(container):
                 stack.callback(container.lock.release)
@@ -212,6 +214,7 @@ class TurnRunner:
                 continue
             if turn.container is None:
                 turn.container = await self._containers.create(turn.key)
+                stack.push_async_callback(self._containers.done, turn.container)
                 await stack.enter_async_context(turn.container.lock)
             await self._containers.abandon_paused(turn.container)
             record = ProgramRecord(

@@ -23,9 +23,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from openptc.sandbox.base import Sandbox, ToolSignature
+from openptc.sandbox.base import Sandbox
 from openptc.sandbox.local import LocalSandbox
 from openptc.sandbox.remote_protocol import SESSION_PATH, execution_to_json, isolation_to_json
+from openptc.server.client_messages import (
+    CLIENT_TYPES,
+    BadMessage,
+    ExecuteRequest,
+    parse_execute,
+    read_frame,
+)
 from openptc.server.config import ServerConfig
 from openptc.server.metrics import ServerMetrics
 from openptc.server.relay import RelayToolHost
@@ -214,9 +221,14 @@ async def _serve_socket(websocket: WebSocket, hosted: HostedSession, state: Serv
             if frame["type"] == "websocket.disconnect":
                 break
             try:
-                relay = await _handle(frame, hosted, state, outgoing, relay)
-            except (KeyError, TypeError, ValueError) as exc:  # a malformed message, not a crash
-                outgoing.put_nowait(_socket_error("bad_message", f"malformed message: {exc!r}"))
+                relay = await _handle(read_frame(frame), hosted, state, outgoing, relay)
+            except BadMessage as exc:  # a malformed message, not a crash: say what was wrong
+                outgoing.put_nowait(_socket_error("bad_message", str(exc)))
+            except Exception:  # a bug of the server's own: logged, and the session goes on
+                log.exception("could not handle a message", extra={"session_id": hosted.id})
+                outgoing.put_nowait(
+                    _socket_error("server_error", "the server failed to handle the message")
+                )
     except WebSocketDisconnect:
         pass
     finally:
@@ -227,25 +239,23 @@ async def _serve_socket(websocket: WebSocket, hosted: HostedSession, state: Serv
 
 
 async def _handle(
-    frame: Any,
+    message: dict[str, Any],
     hosted: HostedSession,
     state: ServerState,
     outgoing: asyncio.Queue[dict[str, Any]],
     relay: RelayToolHost | None,
 ) -> RelayToolHost | None:
     """One client message; returns the relay of the execution running afterwards."""
-    text = frame.get("text")
-    if text is None:
-        raise ValueError("messages are JSON text frames, not binary")
-    message = json.loads(text)
-    if not isinstance(message, dict):
-        raise ValueError("a message is a JSON object")
-    kind = message.get("type")
-    if kind == "tool_result" and relay is not None:
-        relay.resolve(message)
+    kind = message["type"]
+    if kind == "tool_result":
+        if relay is None:
+            raise BadMessage("tool_result before any execute: no tool call waits for it")
+        if not relay.resolve(message):  # late (an abandoned execution's) or a duplicate
+            log.debug("tool result dropped", extra={"session_id": hosted.id})
     elif kind == "cancel":
         # The client gave the execution up: stop it (the interpreter restarts) before
-        # anything else it sends is read.
+        # anything else it sends is read. A cancel of an execution that already ended is
+        # no error: the client could not know.
         running = hosted.running
         if (
             running is not None
@@ -255,6 +265,7 @@ async def _handle(
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
     elif kind == "execute":
+        request = parse_execute(message)
         if hosted.executing:
             outgoing.put_nowait(_socket_error("busy", "an execution is already running"))
         elif state.draining:
@@ -262,47 +273,42 @@ async def _handle(
                 _socket_error("draining", "the server is draining; no new executions")
             )
         else:
-            return _start_execution(message, hosted, state, outgoing)
+            return _start_execution(request, hosted, state, outgoing)
     else:
-        outgoing.put_nowait(_socket_error("bad_message", f"unexpected message {kind!r}"))
+        raise BadMessage(
+            f"unexpected message type {kind[:80]!r}; a client sends {', '.join(CLIENT_TYPES)}"
+        )
     return relay
 
 
 def _start_execution(
-    message: dict[str, Any],
+    request: ExecuteRequest,
     hosted: HostedSession,
     state: ServerState,
     outgoing: asyncio.Queue[dict[str, Any]],
 ) -> RelayToolHost:
-    tools = [
-        ToolSignature(str(t["name"]), tuple(str(p) for p in t.get("params", ())))
-        for t in message.get("tools", [])
-    ]
-    code = message.get("code", "")
-    if not isinstance(code, str):
-        raise TypeError("code must be a string")
     relay = RelayToolHost(
-        tools,
+        request.tools,
         outgoing,
-        execution_id=message.get("id"),
-        report_blocked=bool(message.get("report_blocked")),
+        execution_id=request.id,
+        report_blocked=request.report_blocked,
     )
     hosted.last_used = time.monotonic()
 
     async def run() -> None:
         try:
             execution = await hosted.session.execute(
-                code,
+                request.code,
                 relay,
-                timeout_s=message.get("timeout_s"),
-                output_bytes=message.get("output_bytes"),
+                timeout_s=request.timeout_s,
+                output_bytes=request.output_bytes,
             )
             if relay.disconnected:  # the client left: not the sandbox's failure
                 state.metrics.executions_total.labels(outcome="disconnected").inc()
             else:
                 state.metrics.observe(execution)
             outgoing.put_nowait(
-                {"type": "done", "id": message.get("id"), "execution": execution_to_json(execution)}
+                {"type": "done", "id": request.id, "execution": execution_to_json(execution)}
             )
         except Exception as exc:
             outgoing.put_nowait(_socket_error("sandbox_failed", f"the sandbox failed: {exc}"))

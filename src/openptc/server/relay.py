@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from openptc.sandbox.base import ToolCallError, ToolSignature
+from openptc.server.client_messages import check_tool_result
 
 ORCHESTRATOR_GONE = "the orchestrator disconnected before answering this tool call"
 
@@ -75,9 +76,7 @@ class RelayToolHost:
     def resolve(self, message: dict[str, Any]) -> bool:
         """Hand a client's result to the waiting call; False for a result of another execution
         or an id nobody waits for."""
-        call_id = message.get("id")
-        if not isinstance(call_id, int):
-            raise TypeError("a tool_result's id is the integer of the call it answers")
+        call_id = check_tool_result(message)  # a BadMessage for a result of the wrong shape
         if message.get("execution") != self.execution_id:
             return False  # a late result of an abandoned execution: nothing waits for it
         future = self._waiting.get(call_id)

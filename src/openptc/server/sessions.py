@@ -15,6 +15,16 @@ class SessionLimitReached(Exception):
     """The token already holds as many sessions as it may."""
 
 
+def _limit_words(held: int, starting: int, limit: int) -> str:
+    """Why a session was refused; short enough for a WebSocket close reason (123 bytes)."""
+    count = held + starting
+    still = f", {starting} of them still starting" if starting else ""
+    return (
+        f"this token already holds {count} session{'s' * (count != 1)}{still} "
+        f"(its limit is {limit}); close one first"
+    )
+
+
 @dataclass
 class HostedSession:
     session: Session
@@ -52,10 +62,9 @@ class SessionRegistry:
         # Reserve the place first (count and reserve in one step: concurrent creates cannot
         # overshoot), then start the interpreter without holding anyone else up.
         held = sum(1 for s in self._sessions.values() if s.owner == owner)
-        if held + self._starting.get(owner, 0) >= self._per_token:
-            raise SessionLimitReached(
-                f"this token already holds {held} sessions (its limit); close one first"
-            )
+        starting = self._starting.get(owner, 0)
+        if held + starting >= self._per_token:
+            raise SessionLimitReached(_limit_words(held, starting, self._per_token))
         self._starting[owner] = self._starting.get(owner, 0) + 1
         try:
             hosted = HostedSession(await self._sandbox.open_session(), owner)
