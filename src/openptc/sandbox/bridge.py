@@ -43,6 +43,8 @@ STOPPED_FOR_GOOD = (
 
 log = logging.getLogger("openptc.sandbox")
 
+STALE_CALL = ToolCallError("this tool call belongs to a run that has already ended; it was not run")
+
 
 class WorkerDied(SandboxError):
     """The sandbox process ended while it was needed."""
@@ -90,6 +92,7 @@ class BridgeWorker(ABC):
         self.limits = limits
         self.stray = StrayOutput()
         self._buffer = bytearray()
+        self._scanned = 0  # how much of the buffer is known to hold no newline
         self._failure: str | None = None
         self._ready: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._closed: asyncio.Future[None] = loop.create_future()
@@ -122,6 +125,7 @@ class BridgeWorker(ABC):
     async def _wait_ended(self, timeout_s: float) -> None:
         """Give an interpreter whose bridge closed a moment to end on its own, so that the
         status reported is its own and not that of being killed."""
+        return None  # a backend that learns the status otherwise (Docker) has no need
 
     async def _inspect_after_run(self) -> tuple[list[str], str | None]:
         """What the backend sees for itself once a run is over: notices (processes it stopped)
@@ -138,10 +142,15 @@ class BridgeWorker(ABC):
             return
         self._buffer += data
         try:
-            while (end := self._buffer.find(b"\n")) >= 0:
+            # Search only the new bytes: a huge line arriving in chunks is scanned once.
+            while (end := self._buffer.find(b"\n", self._scanned)) >= 0:
                 line = bytes(self._buffer[:end])
                 del self._buffer[: end + 1]
+                self._scanned = 0
+                if len(line) > protocol.MAX_MESSAGE_BYTES:
+                    raise protocol.BridgeError("bridge message larger than the limit")
                 self._dispatch(protocol.decode(line))
+            self._scanned = len(self._buffer)
             if len(self._buffer) > protocol.MAX_MESSAGE_BYTES:
                 raise protocol.BridgeError("bridge message larger than the limit")
         except protocol.BridgeError as exc:
@@ -197,6 +206,9 @@ class BridgeWorker(ABC):
         token = message.get("id" if kind == "done" else "execution")
         if running is None or running.done.done() or token != running.token:
             self._drop(kind, token)
+            if kind == "tool_calls":  # refused, never run: a program still waiting goes on
+                for call_id, _, _ in protocol.parse_tool_calls(message):
+                    self._send(protocol.tool_error_message(call_id, STALE_CALL))
         elif kind == "tool_calls":
             for call_id, tool, args in protocol.parse_tool_calls(message):
                 running.calls.submit(call_id, tool, args)
@@ -347,9 +359,7 @@ class BridgeWorker(ABC):
             report = protocol.parse_report(running.exit, limits)
             status = running.exit.get("status")
         except protocol.BridgeError as exc:
-            return empty, ExecutionError(
-                kind="bridge", type="SandboxError", message=str(exc)
-            )
+            return empty, ExecutionError(kind="bridge", type="SandboxError", message=str(exc))
         ended = f"the program called os._exit({status}), which ended the interpreter"
         if status == 0:
             notice = f"{ended}; the next run starts a fresh one (variables are gone)"

@@ -10,7 +10,7 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from openptc.sandbox.base import (
     ErrorKind,
@@ -47,6 +47,8 @@ def decode(line: bytes) -> dict[str, Any]:
         message = json.loads(line)
     except ValueError as exc:
         raise BridgeError(f"malformed bridge message: {exc}") from None
+    except RecursionError:
+        raise BridgeError("bridge message nested too deeply") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise BridgeError("bridge message without a type")
     return message
@@ -132,7 +134,9 @@ def parse_error(raw: Any, cap: int = 1 << 20) -> ExecutionError | None:
         return None
     if not isinstance(raw, dict):
         raise BridgeError("malformed error in done message")
-    kind: ErrorKind = raw["kind"] if raw.get("kind") in RUNTIME_ERROR_KINDS else "exception"
+    named = raw.get("kind")
+    known = isinstance(named, str) and named in RUNTIME_ERROR_KINDS
+    kind = cast(ErrorKind, named) if known else "exception"
     line = raw.get("line")
     return ExecutionError(
         kind=kind,

@@ -39,7 +39,7 @@ import signal  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, NoReturn  # noqa: E402
 
 from ptc_program import (  # noqa: E402
     ERROR_TYPES,
@@ -288,7 +288,7 @@ class Runtime:
             ),
         }
 
-    def program_exit(self, status: Any) -> None:
+    def program_exit(self, status: int) -> NoReturn:
         """``os._exit`` for programs: say what was printed and the status before going."""
         if not isinstance(status, int):
             real_exit(status)  # raises the TypeError os._exit would

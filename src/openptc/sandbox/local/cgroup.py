@@ -90,7 +90,8 @@ def _v2_root(mounts: list[tuple[str, str, set[str]]], own: dict[str, str]) -> Cg
                 control.write_text(" ".join(f"+{c}" for c in sorted(missing)))
             except OSError as exc:
                 return (
-                    f"cgroup v2 does not delegate {', '.join(sorted(missing))} here ({exc.strerror}); "
+                    f"cgroup v2 does not delegate {', '.join(sorted(missing))} here "
+                    f"({exc.strerror}); "
                     "run under a cgroup with them delegated (e.g. systemd Delegate=yes)"
                 )
         return CgroupRoot(2, parent, parent)

@@ -270,7 +270,9 @@ class Worker(BridgeWorker):
                 self.cgroup = None
                 return
             await asyncio.sleep(0.02)
-        log.warning("could not remove the sandbox cgroup %s; it is removed at next start", cgroup.name)
+        log.warning(
+            "could not remove the sandbox cgroup %s; it is removed at next start", cgroup.name
+        )
         self.cgroup = None
 
     def _stop_now(self) -> None:
@@ -309,11 +311,10 @@ def _threads(pid: int | None) -> int:
     """How many threads a host process has now (0 if unknown or gone)."""
     if pid is None:
         return 0
-    with contextlib.suppress(OSError, ValueError):
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("Threads:"):
-                    return int(line.split()[1])
+    with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
     return 0
 
 
