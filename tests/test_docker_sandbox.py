@@ -390,7 +390,8 @@ async def test_a_dead_container_mid_call_is_crashed(
     sandbox: DockerSandbox, session: DockerSession
 ) -> None:
     tools = Tools()
-    result = await session.execute("import os\nawait echo(1)\nos._exit(3)\n", tools)
+    code = "import ctypes\nawait echo(1)\nctypes.CDLL(None)._exit(3)\n"  # below os._exit
+    result = await session.execute(code, tools)
     assert result.error is not None and result.error.kind == "crashed", result
     assert "exit status 3" in result.error.message
     assert [c.outcome for c in result.tool_calls] == ["ok"]

@@ -327,7 +327,9 @@ async def test_a_sandbox_that_dies_mid_program_is_reported_and_the_container_goe
     from openptc.models.base import ToolUseBlock
     from openptc.models.scripted import ScriptedModel
 
-    dying = "await get_team_members({'department': 'sales'})\nimport os\nos._exit(3)"
+    dying = (
+        "await get_team_members({'department': 'sales'})\nimport ctypes\nctypes.CDLL(None)._exit(3)"
+    )
 
     def code(n: int, program: str) -> list[ToolUseBlock]:
         return [ToolUseBlock(id=f"toolu_c{n}", name="code_execution", input={"code": program})]

@@ -323,9 +323,10 @@ while True:
 async def test_crash_mid_call_is_reported(
     sandbox: LocalSandbox, session: LocalSession, tools: RecordingTools
 ) -> None:
-    code = "import os\nawait echo(1)\nos._exit(3)\n"
+    code = "import os, signal\nawait echo(1)\nos.kill(os.getpid(), signal.SIGKILL)\n"
     result = await session.execute(code, tools)
     assert result.error is not None and result.error.kind == "crashed"
+    assert "killed by SIGKILL" in result.error.message
     assert [c.outcome for c in result.tool_calls] == ["ok"]
     await assert_healthy(sandbox, session)
 

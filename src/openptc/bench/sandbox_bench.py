@@ -7,6 +7,7 @@ shared and noisy), and the absolute numbers are kept beside it. Results go to a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from openptc.bench.report import report_header
-from openptc.sandbox.base import ToolSignature
+from openptc.sandbox.base import Limits, ToolSignature
 from openptc.sandbox.local import LocalSandbox
 from openptc.sandbox.local.isolation import Interpreter
 from openptc.sandbox.pool import REFILL_DELAY_S
@@ -297,6 +298,61 @@ print((time.perf_counter() - started) * 1000)
     )
 
 
+FLOOD = """
+while True:
+    await asyncio.gather(*[echo(i) for i in range(20_000)], return_exceptions=True)
+"""
+
+
+async def latency_under_flood(rounds: int, progress: Progress) -> Figure:
+    """A calm session's one-call execution while another session floods the host with calls
+    (20,000 at a time, without end), vs the same execution with the host idle; and, for
+    contrast, with the flood's cap on calls in flight lifted to 10,000."""
+    capped = await _calm_latencies(rounds, Limits(timeout_s=300, tool_calls=10**8))
+    uncapped = await _calm_latencies(
+        rounds, Limits(timeout_s=300, tool_calls=10**8, calls_in_flight=10_000)
+    )
+    value, base = statistics.median(capped["flood"]), statistics.median(capped["idle"])
+    lifted = statistics.median(uncapped["flood"]) / statistics.median(uncapped["idle"])
+    progress(
+        f"calm session under a flood: {value:.2f} ms vs idle {base:.2f} ms "
+        f"({value / base:.2f}x; {lifted:.2f}x with the flood's cap lifted)"
+    )
+    return Figure(
+        "latency_under_flood",
+        value,
+        "ms",
+        base,
+        "the same execution with no flood",
+        "<= 3x",
+        value / base <= 3,
+        {
+            "p99_ms": percentile(capped["flood"], 0.99),
+            "idle_p99_ms": percentile(capped["idle"], 0.99),
+            "ratio_with_cap_lifted": lifted,
+        },
+    )
+
+
+async def _calm_latencies(rounds: int, flood_limits: Limits) -> dict[str, list[float]]:
+    tools = EchoTools()
+    async with LocalSandbox(pool_size=1) as calm_box, LocalSandbox(flood_limits) as flood_box:
+        calm, flooding = await calm_box.open_session(), await flood_box.open_session()
+
+        async def one_call() -> Any:
+            return await calm.execute("print(await echo(1))", tools)
+
+        await one_call()
+        idle = [await _timed(one_call) for _ in range(rounds)]
+        flood = asyncio.create_task(flooding.execute(FLOOD, tools))
+        await asyncio.sleep(0.3)
+        loaded = [await _timed(one_call) for _ in range(rounds)]
+        flood.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flood
+    return {"idle": idle, "flood": loaded}
+
+
 def process_tree(pid: int) -> list[int]:
     """The pid and all its descendants, read from /proc."""
     found, queue = [], [pid]
@@ -375,6 +431,7 @@ async def run_sandbox_bench(
     figures.append(await bridge_round_trip(calls, 3 if quick else 7, progress))
     figures.append(await fan_out(progress))
     figures.append(await idle_memory(4, progress))
+    figures.append(await latency_under_flood(rounds * 2, progress))
     isolation = figures[0].details["isolation"]  # measured by the cold start, not probed again
     return {
         **report_header("sandbox"),

@@ -17,7 +17,11 @@ class Limits:
     """Resource limits of one execution (wall clock, output) and of its session (the rest).
 
     CPU seconds are a budget for the whole session, because the kernel counts CPU time per
-    process; the wall-clock timeout is what bounds a single execution.
+    process; the wall-clock timeout is what bounds a single execution. Memory and processes
+    hold for the whole sandbox where it has a cgroup (see ``Isolation.cgroup``), per process
+    where it has not. ``tool_calls`` is a budget per execution; at most ``calls_in_flight`` of
+    them run on the host at once (the rest wait their turn), so one program's flood of calls
+    cannot crowd out other sessions.
     """
 
     timeout_s: float = 30.0
@@ -28,6 +32,8 @@ class Limits:
     processes: int = 32
     open_files: int = 256
     disk_mb: int = 64
+    tool_calls: int = 10_000
+    calls_in_flight: int = 256
 
     def for_execution(
         self, timeout_s: float | None = None, output_bytes: int | None = None
@@ -58,6 +64,9 @@ class Isolation:
     namespaces: tuple[str, ...] = ()
     dedicated_uid: bool = False
     read_only_root: bool = False
+    # How memory and process limits are held for the whole sandbox, e.g. "cgroup v1 (memory,
+    # pids)"; empty where they can only be set per process.
+    cgroup: str = ""
     warnings: tuple[str, ...] = ()
 
     def describe(self) -> str:
@@ -74,6 +83,8 @@ class Isolation:
             text = "a managed code interpreter: isolation is the provider's"
         else:
             text = "separate process with rlimits and a scrubbed environment only (NO namespaces)"
+        if self.cgroup:
+            text += f"; memory and process limits for the whole sandbox ({self.cgroup})"
         if self.warnings:
             text += "; WARNING: " + "; ".join(self.warnings)
         return text

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -29,19 +31,19 @@ from openptc.sandbox.base import (
     ToolCallRecord,
     ToolHost,
 )
+from openptc.sandbox.call_budget import CallScheduler
 from openptc.sandbox.host_calls import run_tool_call
 
 STRAY_OUTPUT_CAP = 16_000
 RESTARTED = "the interpreter was restarted, so variables from earlier runs are gone"
-
-
-# Each call in flight costs the host a task (outside the sandbox's memory limit); a program
-# that issues calls without bound would exhaust the host, so the excess fails in the program.
-MAX_CALLS_IN_FLIGHT = 10_000
-TOO_MANY_CALLS = ToolCallError(
-    f"too many tool calls in flight (the limit is {MAX_CALLS_IN_FLIGHT}); await some before "
-    "issuing more"
+STOPPED_FOR_GOOD = (
+    "the interpreter was stopped so that nothing goes on running unseen; the next run starts "
+    "a fresh one (variables from earlier runs are gone)"
 )
+
+log = logging.getLogger("openptc.sandbox")
+
+STALE_CALL = ToolCallError("this tool call belongs to a run that has already ended; it was not run")
 
 
 class WorkerDied(SandboxError):
@@ -50,12 +52,14 @@ class WorkerDied(SandboxError):
 
 @dataclass
 class _Running:
-    """The execution in flight on a worker: its tools, its calls, and how it ends."""
+    """The execution in flight on a worker: its token, tools, calls, and how it ends."""
 
+    token: str
     tools: ToolHost | None
     done: asyncio.Future[dict[str, Any]]
+    calls: CallScheduler
     records: list[ToolCallRecord] = field(default_factory=list)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    exit: dict[str, Any] | None = None  # what the program said as it called os._exit
 
 
 class StrayOutput:
@@ -88,12 +92,13 @@ class BridgeWorker(ABC):
         self.limits = limits
         self.stray = StrayOutput()
         self._buffer = bytearray()
+        self._scanned = 0  # how much of the buffer is known to hold no newline
         self._failure: str | None = None
         self._ready: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._closed: asyncio.Future[None] = loop.create_future()
         self._running: _Running | None = None
-        self._executions = 0
         self._death: str | None = None
+        self.dropped_messages = 0  # late, stray or forged messages the host ignored
 
     # -- what a transport or an interpreter adds ------------------------------------------------
     @abstractmethod
@@ -117,6 +122,16 @@ class BridgeWorker(ABC):
     def _death_error(self, reason: str) -> ExecutionError:
         """Why the interpreter died mid-execution, after ``kill`` has collected the evidence."""
 
+    async def _wait_ended(self, timeout_s: float) -> None:
+        """Give an interpreter whose bridge closed a moment to end on its own, so that the
+        status reported is its own and not that of being killed."""
+        return None  # a backend that learns the status otherwise (Docker) has no need
+
+    async def _inspect_after_run(self) -> tuple[list[str], str | None]:
+        """What the backend sees for itself once a run is over: notices (processes it stopped)
+        and a reason to restart the interpreter, if any. Trusts nothing from the runtime."""
+        return [], None
+
     # -- fed by the transport -------------------------------------------------------------------
     def bridge_data(self, data: bytes) -> None:
         """Bytes from the runtime's bridge output: split into lines, each handled at once.
@@ -127,10 +142,15 @@ class BridgeWorker(ABC):
             return
         self._buffer += data
         try:
-            while (end := self._buffer.find(b"\n")) >= 0:
+            # Search only the new bytes: a huge line arriving in chunks is scanned once.
+            while (end := self._buffer.find(b"\n", self._scanned)) >= 0:
                 line = bytes(self._buffer[:end])
                 del self._buffer[: end + 1]
+                self._scanned = 0
+                if len(line) > protocol.MAX_MESSAGE_BYTES:
+                    raise protocol.BridgeError("bridge message larger than the limit")
                 self._dispatch(protocol.decode(line))
+            self._scanned = len(self._buffer)
             if len(self._buffer) > protocol.MAX_MESSAGE_BYTES:
                 raise protocol.BridgeError("bridge message larger than the limit")
         except protocol.BridgeError as exc:
@@ -179,28 +199,41 @@ class BridgeWorker(ABC):
         if kind == "ready":
             if not self._ready.done():
                 self._ready.set_result(message)
+            return
+        if kind not in ("tool_calls", "blocked", "done", "exit"):
+            raise protocol.BridgeError(f"unknown message type {kind!r}")
+        running = self._running
+        token = message.get("id" if kind == "done" else "execution")
+        if running is None or running.done.done() or token != running.token:
+            self._drop(kind, token)
+            if kind == "tool_calls":  # refused, never run: a program still waiting goes on
+                for call_id, _, _ in protocol.parse_tool_calls(message):
+                    self._send(protocol.tool_error_message(call_id, STALE_CALL))
         elif kind == "tool_calls":
-            running = self._running
             for call_id, tool, args in protocol.parse_tool_calls(message):
-                if running is None:
-                    continue
-                if len(running.tasks) >= MAX_CALLS_IN_FLIGHT:
-                    self._send(protocol.tool_error_message(call_id, TOO_MANY_CALLS))
-                    continue
-                task = asyncio.create_task(self._run_call(running, call_id, tool, args))
-                running.tasks.add(task)
-                task.add_done_callback(running.tasks.discard)
+                running.calls.submit(call_id, tool, args)
         elif kind == "blocked":
-            tools = self._running.tools if self._running is not None else None
-            if isinstance(tools, BlockAwareToolHost):
+            if isinstance(running.tools, BlockAwareToolHost):
                 # After the call tasks just created have taken their first step (FIFO), so
                 # the host has seen every call of the batch before it hears of the block.
-                asyncio.get_running_loop().call_soon(tools.program_blocked)
+                asyncio.get_running_loop().call_soon(running.tools.program_blocked)
         elif kind == "done":
-            if self._running is not None and not self._running.done.done():
-                self._running.done.set_result(message)
+            running.done.set_result(message)
         else:
-            raise protocol.BridgeError(f"unknown message type {kind!r}")
+            running.exit = message
+
+    def _drop(self, kind: str, token: Any) -> None:
+        """A message for no execution in progress: late, stray or forged; never passed on."""
+        self.dropped_messages += 1
+        count = self.dropped_messages
+        if count & (count - 1) == 0:  # 1st, 2nd, 4th, ...: a flood cannot flood the log
+            log.warning(
+                "dropped a %r message for execution %r, which is not in progress "
+                "(late, stray or forged; %d so far)",
+                kind,
+                str(token)[:40],
+                count,
+            )
 
     async def _run_call(
         self, running: _Running, call_id: int, tool: str, args: dict[str, Any]
@@ -225,12 +258,24 @@ class BridgeWorker(ABC):
         if not self.alive:
             raise WorkerDied(self._death or "the sandbox process exited")
         started = time.perf_counter()
-        self._executions += 1
-        running = _Running(tools, asyncio.get_running_loop().create_future())
+        token = protocol.execution_token()
+
+        def refuse(call_id: int, error: ToolCallError) -> None:
+            self._send(protocol.tool_error_message(call_id, error))
+
+        async def start(call_id: int, tool: str, args: dict[str, Any]) -> None:
+            await self._run_call(running, call_id, tool, args)
+
+        running = _Running(
+            token,
+            tools,
+            asyncio.get_running_loop().create_future(),
+            CallScheduler(limits, start, refuse),
+        )
         self._running = running
         signatures = list(tools.signatures()) if tools is not None else []
         message = protocol.execute_message(
-            self._executions,
+            token,
             code,
             signatures,
             limits,
@@ -238,10 +283,12 @@ class BridgeWorker(ABC):
         )
         self._send(protocol.encode(message))
         error: ExecutionError | None = None
-        done: dict[str, Any] = {}
+        report = protocol.Report("", "", False, None, (), None)
         try:
-            done = await asyncio.wait_for(asyncio.shield(running.done), limits.timeout_s)
-            error = protocol.parse_error(done.get("error"))
+            report = protocol.parse_report(
+                await asyncio.wait_for(asyncio.shield(running.done), limits.timeout_s), limits
+            )
+            error = report.error
             if error is not None and error.kind == "cpu":
                 await self.kill()  # the runtime exits on its own; do not race it
         except TimeoutError:
@@ -255,8 +302,9 @@ class BridgeWorker(ABC):
                 ),
             )
         except WorkerDied as exc:
+            await self._wait_ended(1.0)
             await self.kill()
-            error = self._death_error(str(exc))
+            report, error = self._ended_report(running, limits, str(exc))
         except protocol.BridgeError as exc:
             await self.kill()
             error = ExecutionError(kind="bridge", type="SandboxError", message=str(exc))
@@ -267,21 +315,60 @@ class BridgeWorker(ABC):
             raise
         finally:
             self._running = None
-            for task in list(running.tasks):
-                task.cancel()
-            if running.tasks:
-                await asyncio.gather(*running.tasks, return_exceptions=True)
+            await running.calls.close()
+        notices = list(report.notices)
+        if self.alive:
+            seen, restart = await self._inspect_after_run()
+            notices += seen
+            if restart := restart or report.restart:
+                notices.append(f"{restart}; {STOPPED_FOR_GOOD}")
+                await self.kill()
         stray = self.stray.take()
-        stderr = str(done.get("stderr", ""))
+        stderr = report.stderr
         if stray:
             stderr += ("" if not stderr or stderr.endswith("\n") else "\n") + stray
         return Execution(
-            stdout=str(done.get("stdout", "")),
+            stdout=report.stdout,
             stderr=stderr,
             error=error,
             tool_calls=tuple(sorted(running.records, key=lambda r: r.call_id)),
             duration_ms=(time.perf_counter() - started) * 1000,
             isolation=self.isolation,
-            stdout_truncated=bool(done.get("stdout_truncated", False)),
-            notices=tuple(str(n) for n in done.get("notices", ())),
+            stdout_truncated=report.stdout_truncated,
+            notices=tuple(notices),
+        )
+
+    def _ended_report(
+        self, running: _Running, limits: Limits, reason: str
+    ) -> tuple[protocol.Report, ExecutionError | None]:
+        """How a run ended when its interpreter did: by the program's own ``os._exit`` (what it
+        printed is kept, and its status said), or by dying (the backend says why)."""
+        empty = protocol.Report("", "", False, None, (), None)
+        if self._failure is not None:
+            return empty, ExecutionError(
+                kind="bridge",
+                type="SandboxError",
+                message=(
+                    f"the sandbox sent a malformed or forged message ({self._failure}) and was "
+                    "stopped; the next run starts a fresh interpreter (variables are gone)"
+                ),
+            )
+        if running.exit is None:
+            return empty, self._death_error(reason)
+        try:
+            report = protocol.parse_report(running.exit, limits)
+            status = running.exit.get("status")
+        except protocol.BridgeError as exc:
+            return empty, ExecutionError(kind="bridge", type="SandboxError", message=str(exc))
+        ended = f"the program called os._exit({status}), which ended the interpreter"
+        if status == 0:
+            notice = f"{ended}; the next run starts a fresh one (variables are gone)"
+            return dataclasses.replace(report, notices=(*report.notices, notice)), None
+        return report, ExecutionError(
+            kind="exception",
+            type="SystemExit",
+            message=(
+                f"{ended} with exit status {status}; the next run starts a fresh one "
+                "(variables are gone)"
+            ),
         )

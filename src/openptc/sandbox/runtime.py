@@ -36,7 +36,10 @@ import os  # noqa: E402
 import resource  # noqa: E402
 import selectors  # noqa: E402
 import signal  # noqa: E402
-from typing import Any  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from typing import Any, NoReturn  # noqa: E402
 
 from ptc_program import (  # noqa: E402
     ERROR_TYPES,
@@ -56,6 +59,8 @@ from ptc_program import (  # noqa: E402
 del sys.modules["ssl"]
 
 MB = 1024 * 1024
+# The runtime's own way out; ``os._exit`` itself is replaced for programs (see program_exit).
+real_exit = os._exit
 
 
 class FlushingSelector(selectors.DefaultSelector):
@@ -84,10 +89,15 @@ POLLING_STEPS = 100
 class Runtime:
     """One interpreter's worth of state: the program namespace, pending calls, the bridge."""
 
-    def __init__(self, in_fd: int, out_fd: int) -> None:
+    def __init__(self, in_fd: int, out_fd: int, *, pid_namespace: bool = False) -> None:
         self.in_fd = in_fd
         self.out_fd = out_fd
         self.pid = os.getpid()
+        # Alone in a PID namespace, every other process there is the program's to clean up.
+        self.pid_namespace = pid_namespace
+        self.execution: Any = None  # the host's token for the execution in progress
+        self.call_budget = 0  # tool calls this execution may still make (0: none left)
+        self.writers: tuple[CappedWriter, CappedWriter] | None = None
         self.namespace = base_namespace()
         self.installed_tools: set[str] = set()
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -117,13 +127,17 @@ class Runtime:
             try:
                 written = os.write(self.out_fd, view)
             except OSError:
-                os._exit(0)  # the host went away
+                real_exit(0)  # the host went away
             view = view[written:]
 
     def flush_calls(self) -> None:
         if self.outbox:
             calls, self.outbox = self.outbox, []
-            self.send_line('{"type":"tool_calls","calls":[' + ",".join(calls) + "]}")
+            self.send_line(
+                f'{{"type":"tool_calls","execution":{json.dumps(self.execution)},"calls":['
+                + ",".join(calls)
+                + "]}"
+            )
             self.unreported_calls = True
             self.idle_steps = 0
 
@@ -136,7 +150,7 @@ class Runtime:
         if timeout is None or timeout > 0 or self.idle_steps >= POLLING_STEPS:
             self.unreported_calls = False
             self.idle_steps = 0
-            self.send_line('{"type":"blocked"}')
+            self.send({"type": "blocked", "execution": self.execution})
 
     def on_readable(self) -> None:
         try:
@@ -144,7 +158,7 @@ class Runtime:
         except BlockingIOError:
             return
         if not chunk:
-            os._exit(0)  # the host closed the bridge: nothing left to do
+            real_exit(0)  # the host closed the bridge: nothing left to do
         self.buffer += chunk
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
@@ -160,7 +174,7 @@ class Runtime:
         elif kind == "execute":
             self.queue.put_nowait(message)
         elif kind == "shutdown":
-            os._exit(0)
+            real_exit(0)
 
     # -- tools ----------------------------------------------------------------------------------
     def make_tool(self, name: str, params: list[str]) -> Any:
@@ -180,6 +194,9 @@ class Runtime:
         return tool_function
 
     async def call_tool(self, name: str, arguments: str) -> Any:
+        if self.call_budget <= 0:
+            raise ToolError(self.budget_message)
+        self.call_budget -= 1
         call_id = self.next_call_id
         self.next_call_id += 1
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -213,14 +230,25 @@ class Runtime:
             done = await self.execute(message)
             self.send(done)
             if done["error"] and done["error"]["kind"] == "cpu":
-                os._exit(0)  # the CPU budget is spent: the host starts a fresh interpreter
+                real_exit(0)  # the CPU budget is spent: the host starts a fresh interpreter
 
     async def execute(self, message: dict[str, Any]) -> dict[str, Any]:
         self.executions += 1
+        self.execution = message.get("id")
+        budget = int(message.get("tool_calls", 10_000))
+        self.call_budget = budget
+        self.budget_message = (
+            f"this program used up its budget of {budget} tool calls per run; make fewer "
+            "calls (filter or batch on the host side of a tool), or split the work over runs"
+        )
         number = "" if self.executions == 1 else f" {self.executions}"
         filename = f"{PROGRAM_PREFIX}{number}>"
         cap = int(message.get("output_bytes", 64_000))
         stdout, stderr = CappedWriter(cap), CappedWriter(cap)
+        self.writers = (stdout, stderr)
+        reap_children(wait=False)  # zombies an earlier program's children left (if any)
+        executor = ThreadPoolExecutor()  # this run's own: shut down when it ends
+        asyncio.get_running_loop().set_default_executor(executor)
         self.install_tools(message.get("tools", []))
         self.report_blocked = bool(message.get("report_blocked", False))
         self.unreported_calls = False
@@ -233,18 +261,50 @@ class Runtime:
         finally:
             sys.stdout, sys.stderr = real_out, real_err
         if os.getpid() != self.pid:
-            os._exit(0)  # a forked child that ran on to the end of the program: nothing to report
+            real_exit(0)  # a forked child that ran on to the end of the program: nothing to report
         notices = await self.cancel_leftovers(before) + self.unawaited_calls()
         self.flush_calls()
+        self.writers = None
+        stopped = stop_processes(self.pid, self.pid_namespace)
+        if stopped:
+            notices.append(
+                f"{stopped} process(es) the program started were still running when it ended "
+                "and were stopped"
+            )
+        executor.shutdown(wait=False, cancel_futures=True)
+        threads = stray_threads()
         return {
             "type": "done",
-            "id": message.get("id"),
+            "id": self.execution,
             "stdout": stdout.text(),
             "stderr": stderr.text(),
             "stdout_truncated": bool(stdout.dropped),
             "error": error,
             "notices": notices,
+            "restart": (
+                f"{threads} thread(s) the program started were still running when it ended"
+                if threads
+                else None
+            ),
         }
+
+    def program_exit(self, status: int) -> NoReturn:
+        """``os._exit`` for programs: say what was printed and the status before going."""
+        if not isinstance(status, int):
+            real_exit(status)  # raises the TypeError os._exit would
+        if os.getpid() == self.pid and self.writers is not None:
+            stdout, stderr = self.writers
+            self.send(
+                {
+                    "type": "exit",
+                    "execution": self.execution,
+                    "status": status,
+                    "stdout": stdout.text(),
+                    "stderr": stderr.text(),
+                    "stdout_truncated": bool(stdout.dropped),
+                }
+            )
+        real_exit(status)
 
     async def run_program(self, code: str, filename: str) -> dict[str, Any] | None:
         try:
@@ -265,7 +325,7 @@ class Runtime:
             return describe(exc, "cpu")
         except BaseException as exc:
             if os.getpid() != self.pid:
-                os._exit(1)  # a forked child of the program ends here, silently
+                real_exit(1)  # a forked child of the program ends here, silently
             return describe(exc, "exception")
         finally:
             if not self.reserve:
@@ -291,6 +351,79 @@ class Runtime:
         notices = unawaited_notices(self.created)
         self.created = []
         return notices
+
+
+def process_ids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def process_state(pid: int) -> tuple[str, int] | None:
+    """A process's state letter and parent pid, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return fields[0].decode(), int(fields[1])
+
+
+def stop_processes(own_pid: int, pid_namespace: bool) -> int:
+    """Stop every process the program left running; return how many there were.
+
+    In a PID namespace (bubblewrap, Docker) that is every process but init and this one, found
+    and killed at once, double-forked ones included. Without one, only this process's children
+    can be told apart from the host's; the host's cgroup catches the rest where it has one.
+    """
+    if pid_namespace:
+        others = [p for p in process_ids() if p not in (1, own_pid)]
+    elif reap_children(wait=False):
+        others = [p for p in process_ids() if (process_state(p) or ("", 0))[1] == own_pid]
+    else:
+        return 0
+    running = [p for p in others if (process_state(p) or ("Z", 0))[0] not in "ZX"]
+    if running and pid_namespace:
+        with contextlib.suppress(OSError):
+            os.kill(-1, signal.SIGKILL)
+    for pid in running:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    reap_children(wait=bool(running))
+    return len(running)
+
+
+def reap_children(*, wait: bool) -> bool:
+    """Collect children that ended (zombies count against the process limit until then).
+
+    Returns whether a child is still running; ``wait`` gives killed ones a moment to end.
+    """
+    deadline = time.monotonic() + (1.0 if wait else 0.0)
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(0.001)
+
+
+def stray_threads(grace_s: float = 0.5) -> int:
+    """How many threads besides this one are still running after a short grace period.
+
+    Python cannot stop a thread from outside; one left running would go on acting (and
+    writing to the bridge) during later programs, so the host restarts the interpreter.
+    """
+    deadline = time.monotonic() + grace_s
+    while True:
+        try:
+            count = len(os.listdir("/proc/self/task")) - 1
+        except OSError:
+            count = threading.active_count() - 1
+        if count <= 0 or time.monotonic() >= deadline:
+            return max(count, 0)
+        time.sleep(0.005)
 
 
 def apply_limits(limits: dict[str, int]) -> None:
@@ -336,7 +469,10 @@ def main() -> None:
         drop_privileges(int(config["uid"]))
     signal.signal(signal.SIGXCPU, on_cpu_limit)
     json.loads = lenient_json_loads
-    runtime = Runtime(config["in_fd"], config["out_fd"])
+    runtime = Runtime(
+        config["in_fd"], config["out_fd"], pid_namespace=bool(config.get("pid_namespace"))
+    )
+    os._exit = runtime.program_exit
     loop = asyncio.SelectorEventLoop(FlushingSelector(runtime.on_step))
     asyncio.set_event_loop(loop)
     loop.run_until_complete(runtime.serve())

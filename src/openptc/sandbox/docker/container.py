@@ -175,6 +175,7 @@ def container_spec(
         "out_fd": 1,
         "limits": protocol.runtime_limits(limits, count_processes=False),
         "uid": None,
+        "pid_namespace": True,  # the runtime is PID 1: it reaps and stops what programs leave
     }
     memory = f"{limits.memory_mb}m"
     host_config: dict[str, Any] = {
@@ -217,5 +218,6 @@ def docker_isolation(security_options: list[str]) -> Isolation:
         namespaces=NAMESPACES,
         dedicated_uid=False,
         read_only_root=True,
+        cgroup="the container's cgroup (memory, pids)",
         warnings=tuple(warnings),
     )

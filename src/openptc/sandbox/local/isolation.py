@@ -6,6 +6,7 @@ words (``Isolation``) on every execution and by ``ptc doctor`` — never silentl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -18,6 +19,7 @@ from typing import Literal
 
 from openptc.sandbox.base import Isolation, Limits
 from openptc.sandbox.bundle import MOUNT_POINT, RuntimeBundle
+from openptc.sandbox.local.cgroup import CgroupRoot, find_root, remove_stale
 
 WORKDIR = "/workspace"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -27,6 +29,7 @@ NAMESPACES = ("user", "pid", "net", "ipc", "uts", "cgroup", "mount")
 SANDBOX_UID_RANGE = (1_500_000_000, 1_600_000_000)
 
 IsolationMode = Literal["auto", "bubblewrap", "process"]
+SETSID_WARNING = "a process that calls setsid() escapes the kill at timeout"
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,22 @@ class IsolationChoice:
     isolation: Isolation
     bwrap: str | None
     privileged: bool
+    cgroup: CgroupRoot | None = None
+
+
+def with_cgroup(choice: IsolationChoice) -> IsolationChoice:
+    """Add a cgroup per sandbox where the machine allows one; say so where it does not."""
+    found = find_root()
+    isolation = choice.isolation
+    if isinstance(found, CgroupRoot):
+        remove_stale(found)  # left by a host process that was killed
+        # The host kills by cgroup, so a process that left the group of processes dies too.
+        warnings = tuple(w for w in isolation.warnings if w != SETSID_WARNING)
+        isolation = dataclasses.replace(isolation, cgroup=found.describe(), warnings=warnings)
+        return dataclasses.replace(choice, isolation=isolation, cgroup=found)
+    warning = f"memory and process limits hold per process, not for the sandbox as a whole: {found}"
+    isolation = dataclasses.replace(isolation, warnings=(*isolation.warnings, warning))
+    return dataclasses.replace(choice, isolation=isolation)
 
 
 def choose_isolation(mode: IsolationMode, interpreter: Interpreter) -> IsolationChoice:
@@ -174,7 +193,7 @@ def choose_isolation(mode: IsolationMode, interpreter: Interpreter) -> Isolation
         if mode == "bubblewrap":
             raise RuntimeError("bubblewrap isolation was required but " + "; ".join(warnings))
     warnings.append("network, file system and other processes are reachable from the program")
-    warnings.append("a process that calls setsid() escapes the kill at timeout")
+    warnings.append(SETSID_WARNING)
     if os.geteuid() == 0:
         warnings.append("runs as root: process limit not enforced")
     return IsolationChoice(Isolation("process", warnings=tuple(warnings)), None, privileged=False)

@@ -17,6 +17,7 @@ from openptc.sandbox.local.isolation import (
     IsolationChoice,
     IsolationMode,
     choose_isolation,
+    with_cgroup,
 )
 from openptc.sandbox.local.worker import Worker
 from openptc.sandbox.pool import RESTART_NOTICE, PooledSandbox, PooledSession
@@ -66,7 +67,8 @@ class LocalSandbox(PooledSandbox[Worker]):
         return LocalSession(self, worker)
 
     async def _prepare(self) -> Isolation:
-        self._choice = await asyncio.to_thread(choose_isolation, self._mode, self._interpreter)
+        choice = await asyncio.to_thread(choose_isolation, self._mode, self._interpreter)
+        self._choice = await asyncio.to_thread(with_cgroup, choice)
         self._bundle = await asyncio.to_thread(build_bundle)
         return self._choice.isolation
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -27,6 +28,7 @@ from openptc.sandbox.base import (
 )
 from openptc.sandbox.bridge import RESTARTED, BridgeWorker, WorkerDied
 from openptc.sandbox.bundle import RuntimeBundle
+from openptc.sandbox.local.cgroup import SandboxCgroup
 from openptc.sandbox.local.isolation import (
     Interpreter,
     IsolationChoice,
@@ -36,6 +38,8 @@ from openptc.sandbox.local.isolation import (
 )
 
 START_TIMEOUT_S = 30.0
+
+log = logging.getLogger("openptc.sandbox")
 
 __all__ = ["START_TIMEOUT_S", "Worker", "WorkerDied"]
 
@@ -80,10 +84,18 @@ class Worker(BridgeWorker):
         isolation: Isolation,
         limits: Limits,
         workdir: str | None,
+        cgroup: SandboxCgroup | None = None,
+        interpreter: Interpreter | None = None,
     ) -> None:
         super().__init__(isolation, limits)
         self.process = process
         self._workdir = workdir
+        self.cgroup = cgroup
+        self._interpreter = interpreter
+        self._base_pids: set[int] = set()  # the launcher's processes and the runtime's
+        self._runtime_pid: int | None = None
+        self._oom_kills = 0  # kills for the memory limit already reported
+        self._oom_kills_at_end = 0
         self._writer: asyncio.WriteTransport | None = None
         self._reader: asyncio.BaseTransport | None = None
 
@@ -118,6 +130,7 @@ class Worker(BridgeWorker):
                 limits, count_processes=choice.isolation.dedicated_uid
             ),
             "uid": pick_uid() if choice.privileged else None,
+            "pid_namespace": choice.bwrap is not None,
         }
         mounted = choice.bwrap is not None
         boot = bundle.boot_code(mounted=mounted)
@@ -131,6 +144,18 @@ class Worker(BridgeWorker):
             workdir = tempfile.mkdtemp(prefix="openptc-")
             env["HOME"] = workdir
             argv = tail
+        cgroup = None
+        if choice.cgroup is not None:
+            launchers = 2 if choice.bwrap is not None else 0  # bubblewrap's own two processes
+            try:
+                cgroup = SandboxCgroup.create(
+                    choice.cgroup, memory_mb=limits.memory_mb, tasks=limits.processes + launchers
+                )
+            except OSError as exc:
+                for fd in (to_child_r, to_child_w, from_child_r, from_child_w, stray_r, stray_w):
+                    os.close(fd)
+                raise SandboxError(f"could not make the sandbox's cgroup: {exc}") from exc
+            argv = cgroup.join_argv() + argv
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -145,13 +170,16 @@ class Worker(BridgeWorker):
         except OSError as exc:
             for fd in (to_child_r, to_child_w, from_child_r, from_child_w, stray_r, stray_w):
                 os.close(fd)
+            if cgroup is not None:
+                cgroup.remove()
             raise SandboxError(f"could not start the sandbox interpreter: {exc}") from exc
         for fd in (to_child_r, from_child_w, stray_w):
             os.close(fd)
-        worker = cls(process, choice.isolation, limits, workdir)
+        worker = cls(process, choice.isolation, limits, workdir, cgroup, interpreter)
         try:
             await worker._connect(from_child_r, to_child_w, stray_r)
             await worker.wait_ready(START_TIMEOUT_S)
+            worker._note_base_processes()
         except (TimeoutError, WorkerDied) as exc:
             detail = worker.stray.take().strip() or str(exc) or "no output"
             await worker.kill()
@@ -169,12 +197,56 @@ class Worker(BridgeWorker):
     def pid(self) -> int:
         return self.process.pid
 
+    def _note_base_processes(self) -> None:
+        """Before any program runs: which of the cgroup's processes are the sandbox's own
+        (launcher and runtime); any other found after a run was left by the program."""
+        if self.cgroup is None:
+            return
+        self._base_pids = self.cgroup.pids()
+        for pid in self._base_pids:
+            with contextlib.suppress(OSError):
+                exe = os.path.realpath(f"/proc/{pid}/exe")
+                if self._interpreter is not None and exe == self._interpreter.executable:
+                    self._runtime_pid = pid
+
+    async def _inspect_after_run(self) -> tuple[list[str], str | None]:
+        """Stop what the program left running, by the cgroup's count rather than the
+        runtime's word; a runtime with threads left must be restarted."""
+        if self.cgroup is None:
+            return [], None
+        notices = []
+        strays = self.cgroup.pids() - self._base_pids
+        if strays:
+            self.cgroup.kill(strays)
+            notices.append(
+                f"{len(strays)} process(es) the program left running were stopped by the host"
+            )
+        kills = self.cgroup.oom_kills()
+        if kills > self._oom_kills:
+            notices.append(
+                f"{kills - self._oom_kills} process(es) of the program were killed for going "
+                f"over the sandbox's memory limit ({self.limits.memory_mb} MB for all its "
+                "processes together)"
+            )
+            self._oom_kills = kills
+        threads = _threads(self._runtime_pid)
+        if threads > 1:
+            return notices, f"{threads - 1} thread(s) the program started were still running"
+        return notices, None
+
+    async def _wait_ended(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout_s)
+
     async def kill(self) -> None:
-        """Kill the whole sandbox: the process group, and with bubblewrap its PID namespace."""
+        """Kill the whole sandbox: the process group, its cgroup, and with bubblewrap its PID
+        namespace."""
         if self.process.returncode is None:
             self._stop_now()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.process.wait(), 5)
+        if self.cgroup is not None:
+            await self._remove_cgroup(self.cgroup)
         if self._writer is not None:
             self._writer.close()
         self._mark_dead("the sandbox was stopped")
@@ -189,15 +261,40 @@ class Worker(BridgeWorker):
         if self._writer is not None and not self._writer.is_closing():
             self._writer.write(data)
 
+    async def _remove_cgroup(self, cgroup: SandboxCgroup) -> None:
+        """Record whether it died of its memory limit, then kill what is left and remove it
+        (its last processes may take a moment to be reaped)."""
+        self._oom_kills_at_end = cgroup.oom_kills()
+        for _ in range(50):
+            if cgroup.remove():
+                self.cgroup = None
+                return
+            await asyncio.sleep(0.02)
+        log.warning(
+            "could not remove the sandbox cgroup %s; it is removed at next start", cgroup.name
+        )
+        self.cgroup = None
+
     def _stop_now(self) -> None:
         # Signal by pid, not through Popen: Popen.send_signal() reaps the child itself,
         # racing asyncio's child watcher ("Unknown child process pid ...").
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
+        if self.cgroup is not None:  # a process that left the process group too
+            self.cgroup.kill(self.cgroup.pids())
 
     def _death_error(self, reason: str) -> ExecutionError:
         code = self.process.returncode
-        status = f" (exit status {code})" if code is not None else ""
+        status = f" ({_describe_status(code)})" if code is not None else ""
+        if self._oom_kills_at_end > self._oom_kills:
+            return ExecutionError(
+                kind="memory",
+                type="MemoryError",
+                message=(
+                    "the sandbox ran out of memory and was killed at its limit "
+                    f"({self.limits.memory_mb} MB for all its processes together); {RESTARTED}"
+                ),
+            )
         if code in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
             kind: ErrorKind = "cpu"
             what = "used up its CPU time budget"
@@ -208,3 +305,23 @@ class Worker(BridgeWorker):
             type="SandboxError",
             message=f"the sandbox process {what}; {RESTARTED}",
         )
+
+
+def _threads(pid: int | None) -> int:
+    """How many threads a host process has now (0 if unknown or gone)."""
+    if pid is None:
+        return 0
+    with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _describe_status(code: int) -> str:
+    """An exit status in words; bubblewrap passes a signal on as 128 + its number."""
+    number = -code if code < 0 else code - 128 if code > 128 else 0
+    if number:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(number).name}"
+    return f"exit status {code}"

@@ -26,6 +26,7 @@ from openptc.sandbox.base import (
     ToolCallRecord,
     ToolHost,
 )
+from openptc.sandbox.call_budget import budget_error
 from openptc.sandbox.host_calls import run_tool_call
 from openptc.sandbox.managed import shipping
 from openptc.sandbox.managed.interpreter import CodeInterpreter
@@ -74,10 +75,6 @@ class HostCalls:
             except (TypeError, ValueError) as exc:
                 raise ToolCallError(f"the tool returned a value that is not JSON: {exc}") from None
 
-        def on_error(error: ToolCallError) -> str:
-            failure = {"type": error.kind, "message": str(error)}
-            return _encode({"tool": tool, "args": args, "ok": False, "error": failure})
-
         return await run_tool_call(
             self.tools,
             call_id,
@@ -85,8 +82,14 @@ class HostCalls:
             args,
             records=self.records,
             on_value=on_value,
-            on_error=on_error,
+            on_error=lambda error: self.refuse(tool, args, error),
         )
+
+    @staticmethod
+    def refuse(tool: str, args: dict[str, Any], error: ToolCallError) -> str:
+        """The table entry of a call that failed, or never ran (over the budget)."""
+        failure = {"type": error.kind, "message": str(error)}
+        return _encode({"tool": tool, "args": args, "ok": False, "error": failure})
 
 
 class ReplayExecution:
@@ -233,7 +236,15 @@ class ReplayExecution:
         if not parsed or [c[0] for c in parsed] != list(range(first, first + len(parsed))):
             return _crashed("the harness asked for tool calls out of order")
         host = HostCalls(self.tools)
-        tasks = [asyncio.create_task(host.run(*call)) for call in parsed]
+        in_flight = asyncio.Semaphore(self.limits.calls_in_flight)
+
+        async def run(call_id: int, tool: str, args: dict[str, Any]) -> str:
+            if call_id > self.limits.tool_calls:  # ids count the run's calls from 1
+                return host.refuse(tool, args, budget_error(self.limits))
+            async with in_flight:
+                return await host.run(call_id, tool, args)
+
+        tasks = [asyncio.create_task(run(*call)) for call in parsed]
         try:
             async with asyncio.timeout(self.deadline - self.loop.time()):
                 entries = await asyncio.gather(*tasks)
@@ -254,22 +265,21 @@ class ReplayExecution:
         self, answer: dict[str, Any] | None = None, *, error: ExecutionError | None = None
     ) -> Execution:
         """The execution as the agent sees it: the final pass's output, or why there is none."""
-        answer = answer or {}
-        if error is None and answer.get("error") is not None:
-            try:
-                error = protocol.parse_error(answer["error"])
-            except (protocol.BridgeError, KeyError):
-                error = _crashed("the harness reported an error in a malformed way")
-        notices = [*self.notices, *map(str, answer.get("notices") or [])]
+        # The harness runs in an interpreter the program shares: its report is capped again.
+        report = protocol.Report("", "", False, None, (), None)
+        try:
+            report = protocol.parse_report(answer or {}, self.limits)
+        except (protocol.BridgeError, KeyError):
+            error = error or _crashed("the harness reported its result in a malformed way")
         return Execution(
-            stdout=str(answer.get("stdout", "")),
-            stderr=str(answer.get("stderr", "")),
-            error=error,
+            stdout=report.stdout,
+            stderr=report.stderr,
+            error=error or report.error,
             tool_calls=tuple(sorted(self.records, key=lambda r: r.call_id)),
             duration_ms=(time.perf_counter() - self.started) * 1000,
             isolation=self.isolation,
-            stdout_truncated=bool(answer.get("stdout_truncated", False)),
-            notices=tuple(notices),
+            stdout_truncated=report.stdout_truncated,
+            notices=(*self.notices, *report.notices),
             passes=self.passes,
         )
 
