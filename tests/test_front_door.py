@@ -94,6 +94,7 @@ def test_ptc_bench_sandbox_writes_json(tmp_path: Path) -> None:
         "tool_call_round_trip",
         "fan_out_100x100ms",
         "idle_session_pss",
+        "latency_under_flood",
     }
     for figure in figures.values():
         assert figure["value"] > 0

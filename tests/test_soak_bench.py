@@ -35,7 +35,7 @@ async def test_both_backends_soak_without_errors_or_leftovers() -> None:
         assert r["memory"]["client_rss_mb"]["after"] > 0
         leaks = r["leaks"]
         assert leaks["processes_left"] == []
-        assert leaks["fds_after"] == leaks["fds_before"]
+        assert leaks["fds_after"] <= leaks["fds_before"]  # none left open by the run
         assert leaks["run_temp_dirs_left"] == []
         assert {"temp_dirs_before", "temp_dirs_after", "temp_dirs_new"} <= set(leaks)
     server = report["backends"][1]["server"]

@@ -203,7 +203,12 @@ def doctor(
     console.print(f"dedicated uid per sandbox: {'yes' if isolation.dedicated_uid else 'no'}")
     table = Table("check", "result")
     for check in report.checks:
-        result = "[green]ok[/green]" if check.passed else f"[red]{check.detail}[/red]"
+        if not check.passed:
+            result = f"[red]{check.detail}[/red]"
+        elif check.kind == "protection":  # what it is, not only that it is there
+            result = f"[green]ok[/green]: {check.detail}"
+        else:
+            result = "[green]ok[/green]"
         table.add_row(check.name, result)
     console.print(table)
     for warning in isolation.warnings:

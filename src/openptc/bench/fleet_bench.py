@@ -13,6 +13,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -45,28 +46,33 @@ def sandbox_server(pool_size: int, sessions: int) -> Iterator[str]:
     """`ptc sandbox-server` as its own process; yields its URL once ready."""
     port = _free_port()
     ptc = str(Path(sys.executable).with_name("ptc"))
-    process = subprocess.Popen(
-        [ptc, "sandbox-server", "--port", str(port), "--pool-size", str(pool_size),
-         "--max-sessions-per-token", str(sessions), "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PTC_SANDBOX_TOKENS": TOKEN},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the sandbox server did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(30)
+    with tempfile.TemporaryFile() as log:  # the server's words, if it does not start
+        process = subprocess.Popen(
+            [ptc, "sandbox-server", "--port", str(port), "--pool-size", str(pool_size),
+             "--max-sessions-per-token", str(sessions), "--log-level", "warning"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PTC_SANDBOX_TOKENS": TOKEN},
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/readyz", timeout=2):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        said = log.read().decode(errors="replace")[-2000:].strip()
+                        raise RuntimeError(
+                            f"the sandbox server did not start (exit {process.poll()}): {said}"
+                        ) from None
+                    time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(30)
 
 
 @asynccontextmanager

@@ -25,7 +25,7 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 # What the host keeps of a report beyond the output cap: the runtime's own truncation marker fits.
-MARKER_ALLOWANCE = 256
+MARKER_ALLOWANCE = 100
 MAX_NOTICES = 20
 NOTICE_CHARS = 2_000
 MESSAGE_CHARS = 4_000
