@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
 from typing import Any
 
+from openptc.bench import server_process
 from openptc.bench.report import report_header
 from openptc.bench.sandbox_bench import EchoTools, percentile
 from openptc.sandbox.base import Sandbox, SandboxError
@@ -28,51 +24,16 @@ from openptc.sandbox.local import LocalSandbox
 from openptc.sandbox.remote import RemoteSandbox
 
 Progress = Callable[[str], None]
-TOKEN = "bench-token"
+TOKEN = server_process.TOKEN
 PROGRAM = "print(await echo(value=21) * 2)"
 SandboxFactory = Callable[[], Any]  # an async context manager yielding a started Sandbox
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
 def sandbox_server(pool_size: int, sessions: int) -> Iterator[str]:
     """`ptc sandbox-server` as its own process; yields its URL once ready."""
-    port = _free_port()
-    ptc = str(Path(sys.executable).with_name("ptc"))
-    with tempfile.TemporaryFile() as log:  # the server's words, if it does not start
-        process = subprocess.Popen(
-            [ptc, "sandbox-server", "--port", str(port), "--pool-size", str(pool_size),
-             "--max-sessions-per-token", str(sessions), "--log-level", "warning"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PTC_SANDBOX_TOKENS": TOKEN},
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/readyz", timeout=2):
-                        break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        log.seek(0)
-                        said = log.read().decode(errors="replace")[-2000:].strip()
-                        raise RuntimeError(
-                            f"the sandbox server did not start (exit {process.poll()}): {said}"
-                        ) from None
-                    time.sleep(0.1)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(30)
+    with server_process.sandbox_server(sessions=sessions, pool_size=pool_size) as server:
+        yield server.url
 
 
 @asynccontextmanager

@@ -35,7 +35,7 @@ from openptc.bench.host_census import (
 )
 from openptc.bench.report import report_header
 from openptc.bench.sandbox_bench import percentile
-from openptc.bench.soak_server import TOKEN, ServerProcess, sandbox_server
+from openptc.bench.server_process import TOKEN, ServerProcess, sandbox_server
 from openptc.bench.soak_workload import (
     CALLS_PER_EXECUTION,
     PROGRAM,

@@ -28,6 +28,11 @@ class Drain:
     draining: bool = False
     in_flight: int = 0
 
+    @property
+    def busy(self) -> int:
+        """Requests still in flight: what a drain waits for."""
+        return self.in_flight
+
 
 def draining_error() -> ApiError:
     return ApiError(

@@ -10,16 +10,15 @@ waited for: with a shared store another replica rebuilds them from their records
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import time
 from pathlib import Path
-from types import FrameType
+from typing import Any
 
 import uvicorn
 from pydantic import SecretStr
 
+from openptc.draining import DrainingServer
 from openptc.proxy.config import ApiKey, ProxyConfig, read_settings
 from openptc.proxy.drain import Drain
 
@@ -85,51 +84,6 @@ def build_config(
     return ProxyConfig.model_validate(data)
 
 
-class DrainingServer(uvicorn.Server):
-    """uvicorn, but the first signal drains instead of stopping (and the exit status is 0)."""
-
-    def __init__(self, config: uvicorn.Config, drain_timeout_s: float) -> None:
-        super().__init__(config)
-        self._drain_timeout_s = drain_timeout_s
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._draining = False
-
-    async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
-        self._loop = asyncio.get_running_loop()
-        await super().serve(sockets)  # type: ignore[arg-type]
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        drain = self._drain_state()
-        if self._draining or drain is None or self._loop is None:
-            super().handle_exit(sig, frame)  # a second signal, or not started: stop at once
-            return
-        self._draining = True
-        drain.draining = True
-        log.info("draining", extra={"in_flight": drain.in_flight})
-        loop = self._loop
-        loop.call_soon_threadsafe(lambda: loop.create_task(self._drain(drain)))
-
-    def _drain_state(self) -> Drain | None:
-        app = self.config.loaded_app if self.config.loaded else None
-        while app is not None and not hasattr(app, "state"):
-            app = getattr(app, "app", None)  # through uvicorn's middleware wrappers
-        found = getattr(getattr(app, "state", None), "drain", None)
-        return found if isinstance(found, Drain) else None
-
-    async def _drain(self, drain: Drain) -> None:
-        deadline = time.monotonic() + self._drain_timeout_s
-        while drain.in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if drain.in_flight:
-            log.warning(
-                "drain timed out; stopping requests still in flight",
-                extra={"in_flight": drain.in_flight},
-            )
-        else:
-            log.info("drained")
-        self.should_exit = True  # a clean stop (exit status 0), not the signal re-raised
-
-
 def run_server(config: ProxyConfig, host: str, port: int, log_level: str) -> None:
     from openptc.hardening import make_undumpable
     from openptc.logs import configure
@@ -145,4 +99,9 @@ def run_server(config: ProxyConfig, host: str, port: int, log_level: str) -> Non
         access_log=False,
         timeout_graceful_shutdown=FINAL_SHUTDOWN_S,
     )
-    DrainingServer(settings, config.drain_timeout_s).run()
+
+    def find(state: Any) -> Drain | None:
+        found = getattr(state, "drain", None)
+        return found if isinstance(found, Drain) else None
+
+    DrainingServer(settings, config.drain_timeout_s, find, log).run()

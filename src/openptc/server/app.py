@@ -58,6 +58,11 @@ class ServerState:
     ready: bool = False
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
+    @property
+    def busy(self) -> int:
+        """Executions still running: what a drain waits for."""
+        return self.sessions.executing
+
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)

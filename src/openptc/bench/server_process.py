@@ -1,7 +1,7 @@
-"""A real `ptc sandbox-server` process for the soak benchmark, watched from outside.
+"""A real `ptc sandbox-server` process for the benchmarks, watched from outside.
 
-Like the fleet benchmark's, but it keeps what a soak needs to judge the server: its pid (for
-memory and its sandbox processes), its log (warnings and errors it wrote), its Prometheus
+It keeps what a benchmark needs to judge the server: its pid (for memory and its sandbox
+processes), its log (warnings and errors it wrote, and why it did not start), its Prometheus
 counters (to check they agree with the client), and how it exited on SIGTERM.
 """
 
@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-TOKEN = "soak-token"
+TOKEN = "bench-token"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 _SAMPLE = re.compile(r"^(ptc_sandbox_[a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$")
@@ -73,7 +73,7 @@ class ServerProcess:
         }
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: IO[bytes]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         try:
@@ -81,7 +81,11 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
                 return
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the sandbox server did not start") from None
+                log.seek(0)
+                said = log.read().decode(errors="replace")[-2000:].strip() or "nothing"
+                raise RuntimeError(
+                    f"the sandbox server did not start (exit {process.poll()}); it said: {said}"
+                ) from None
             time.sleep(0.1)
 
 
@@ -100,7 +104,7 @@ def sandbox_server(*, sessions: int, pool_size: int) -> Iterator[ServerProcess]:
         )  # fmt: skip
         server = ServerProcess(f"http://127.0.0.1:{port}", process)
         try:
-            _wait_ready(server.url, process)
+            _wait_ready(server.url, process, log)
             yield server
         finally:
             started = time.monotonic()
