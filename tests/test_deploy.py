@@ -802,8 +802,9 @@ def test_k8s_probes_and_ports() -> None:
     assert sandbox["readinessProbe"]["httpGet"]["path"] == "/readyz"
     proxy = proxy_deployment()["spec"]["template"]["spec"]["containers"][0]
     assert proxy["ports"][0]["containerPort"] == PROXY_PORT
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert proxy[probe]["httpGet"]["path"] == "/health"
+    assert proxy["readinessProbe"]["httpGet"]["path"] == "/readyz"  # 503 while draining
     annotations = sandbox_deployment()["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(SANDBOX_PORT)
     assert annotations["prometheus.io/path"] == "/metrics"
