@@ -52,6 +52,7 @@ from ptc_program import (  # noqa: E402
     describe,
     describe_syntax_error,
     encode_arguments,
+    grouped,
     lenient_json_loads,
     unawaited_notices,
 )
@@ -189,7 +190,8 @@ class Runtime:
             runtime.created.append((coroutine, name, line))
             return coroutine
 
-        tool_function.__name__ = tool_function.__qualname__ = name
+        tool_function.__name__ = name.rpartition(".")[2]
+        tool_function.__qualname__ = name
         tool_function.__doc__ = f"Call the host tool {name!r}; returns its JSON result."
         return tool_function
 
@@ -212,12 +214,14 @@ class Runtime:
         raise ERROR_TYPES.get(error.get("type", ""), ToolError)(error.get("message", "tool failed"))
 
     def install_tools(self, tools: list[dict[str, Any]]) -> None:
-        """Only the tools allowed for this execution exist in the namespace."""
-        for stale in self.installed_tools - {t["name"] for t in tools}:
+        """Only the tools allowed for this execution exist in the namespace (dotted names in
+        their groups)."""
+        functions = {t["name"]: self.make_tool(t["name"], list(t["params"])) for t in tools}
+        names = grouped(functions)
+        for stale in self.installed_tools - set(names):
             self.namespace.pop(stale, None)
-        for spec in tools:
-            self.namespace[spec["name"]] = self.make_tool(spec["name"], list(spec["params"]))
-        self.installed_tools = {t["name"] for t in tools}
+        self.namespace.update(names)
+        self.installed_tools = set(names)
 
     # -- execution ------------------------------------------------------------------------------
     async def serve(self) -> None:

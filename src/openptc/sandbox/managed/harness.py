@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # shipped: defined by these modules' source, in front of this
         describe,
         describe_syntax_error,
         encode_arguments,
+        grouped,
         lenient_json_loads,
         unawaited_notices,
     )
@@ -108,7 +109,8 @@ class Pass:
         self.error: Json | None = None
         self.notices: list[str] = []
         self.tools = self.make_tools()
-        self.namespace.update(self.tools)
+        self.installed = grouped(self.tools)  # by the names the program uses
+        self.namespace.update(self.installed)
 
     # -- tools ----------------------------------------------------------------------------------
     def make_tools(self) -> dict[str, Callable[..., Any]]:
@@ -131,7 +133,8 @@ class Pass:
             self.created.append((coroutine, name, line))
             return coroutine
 
-        tool_function.__name__ = tool_function.__qualname__ = name
+        tool_function.__name__ = name.rpartition(".")[2]
+        tool_function.__qualname__ = name
         tool_function.__doc__ = f"Call the tool {name!r}; returns its JSON result."
         return tool_function
 
@@ -318,7 +321,7 @@ class Pass:
             random.setstate(state)
         outcome = self.outcome()
         if outcome["status"] in ("done", "error"):
-            self.session.commit(self.namespace, self.tools)
+            self.session.commit(self.namespace, self.installed)
         outcome.update(
             stdout=stdout.text(), stderr=stderr.text(), stdout_truncated=bool(stdout.dropped)
         )

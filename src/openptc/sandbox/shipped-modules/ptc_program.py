@@ -216,6 +216,46 @@ def program_frames(tb: Any, keep: int = 40) -> list[tuple[Any, int]]:
     return list(tail)
 
 
+class ToolGroup:
+    """The tools of one group (an MCP server, say), reached as ``await group.tool(...)``.
+
+    A tool named ``"group.tool"`` on the host lives here; asking for a tool the group does not
+    have says which ones it has.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._group_name = name
+
+    def _tool_names(self) -> list[str]:
+        return sorted(k for k in vars(self) if not k.startswith("_"))
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise AttributeError(
+            f"{self._group_name} has no tool {attr!r}; its tools are: "
+            + (", ".join(self._tool_names()) or "none")
+        )
+
+    def __repr__(self) -> str:
+        return f"<tools of {self._group_name}: {', '.join(self._tool_names())}>"
+
+
+def grouped(functions: dict[str, Any]) -> dict[str, Any]:
+    """Tool functions by the names a program uses: ``"a.b"`` becomes ``b`` of the group ``a``."""
+    names: dict[str, Any] = {}
+    for name, function in functions.items():
+        group, dot, tool = name.partition(".")
+        if not dot:
+            names[name] = function
+            continue
+        holder = names.get(group)
+        if not isinstance(holder, ToolGroup):
+            holder = names[group] = ToolGroup(group)
+        setattr(holder, tool, function)
+    return names
+
+
 def base_namespace() -> dict[str, Any]:
     """What every program starts with: tool errors, asyncio and json, ``exit``."""
     return {
