@@ -27,8 +27,14 @@ def readme_python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
 
 
+def readme_block(containing: str) -> str:
+    """The README's one python block that contains ``containing`` (blocks move; names stay)."""
+    (block,) = [b for b in readme_python_blocks() if containing in b]
+    return block
+
+
 def test_readme_library_example_runs_as_written() -> None:
-    example = readme_python_blocks()[0]
+    example = readme_block("from pydantic import BaseModel")
     done = run(sys.executable, "-c", example)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -36,10 +42,10 @@ def test_readme_library_example_runs_as_written() -> None:
     assert lines[1] == "c0 spent the most. 2 4"
 
 
-def run_readme_block(index: int, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_readme_block(containing: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """One python block of the README, as its own process, with ``env`` (plus a bare PATH)."""
     return subprocess.run(
-        [sys.executable, "-c", readme_python_blocks()[index]],
+        [sys.executable, "-c", readme_block(containing)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -48,9 +54,10 @@ def run_readme_block(index: int, env: dict[str, str]) -> subprocess.CompletedPro
 
 
 def test_readme_replay_example_runs_as_written() -> None:
-    blocks = readme_python_blocks()
-    assert len(blocks) == 4  # every python block of the README is run by a test
-    done = run(sys.executable, "-c", blocks[1])
+    # Every python block of the README is run by a test: the four here, and the one of tools
+    # from schemas in test_tools_from_schemas.py.
+    assert len(readme_python_blocks()) == 5
+    done = run(sys.executable, "-c", readme_block("ReplaySandbox"))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "3 passes, 49 tool calls"
@@ -139,7 +146,7 @@ def test_readme_proxy_example_runs_against_ptc_serve() -> None:
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/health", server)
         env = {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "ANTHROPIC_API_KEY": "sk-local-1"}
-        done = run_readme_block(2, env)
+        done = run_readme_block("import anthropic", env)
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines() == [
             "program paused on 1 call(s)",
@@ -163,7 +170,9 @@ def test_readme_fleet_example_runs_against_ptc_sandbox_server() -> None:
     from fakes.sandbox_server import TOKEN, server_process
 
     with server_process() as (url, _):
-        done = run_readme_block(3, {"PTC_SANDBOX_URL": url, "PTC_SANDBOX_TOKEN": TOKEN})
+        done = run_readme_block(
+            "RemoteSandbox", {"PTC_SANDBOX_URL": url, "PTC_SANDBOX_TOKEN": TOKEN}
+        )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "program ran on the server; its 49 tool calls ran here",

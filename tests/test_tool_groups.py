@@ -58,3 +58,32 @@ async def test_a_group_not_allowed_in_the_next_run_is_gone(session: Session) -> 
     await session.execute("print(1)", TOOLS)
     result = await session.execute("print(repo)", GroupedTools(["clock.now"]))
     assert result.error is not None and result.error.type == "NameError"
+
+
+def test_a_grouped_tool_is_offered_to_models_without_a_dot_and_called_back_by_that_name() -> None:
+    import asyncio
+
+    from openptc import Tool, Toolbox
+
+    async def now(arguments: dict[str, Any]) -> Any:
+        return f"now in {arguments['zone']}"
+
+    schema = {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]}
+    toolbox = Toolbox([Tool.from_schema("clock.now", "The time.", schema, now)])
+    assert [s["name"] for s in toolbox.specs()] == ["clock__now"]
+    assert asyncio.run(toolbox.call("clock__now", {"zone": "UTC"})) == "now in UTC"
+    assert asyncio.run(toolbox.call("clock.now", {"zone": "UTC"})) == "now in UTC"
+
+
+def test_the_sandbox_server_accepts_grouped_tool_names_and_refuses_deeper_ones() -> None:
+    from openptc.server.client_messages import BadMessage, parse_execute
+
+    def execute(name: str) -> Any:
+        return parse_execute(
+            {"type": "execute", "id": 1, "code": "pass", "tools": [{"name": name, "params": []}]}
+        )
+
+    assert execute("clock.now").tools[0].name == "clock.now"
+    for bad in ("a.b.c", "clock.", "class.now"):
+        with pytest.raises(BadMessage):
+            execute(bad)

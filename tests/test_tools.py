@@ -114,11 +114,17 @@ def test_invalid_callers_and_names_are_rejected() -> None:
     assert tool(name="noop", callers="direct")(lambda: None).callers == frozenset({"direct"})
 
 
-def test_var_args_are_rejected() -> None:
+def test_var_args_are_rejected_with_the_way_forward() -> None:
     def f(*items: int) -> None: ...
 
-    with pytest.raises(TypeError, match=r"\*args"):
+    def g(query: str, **filters: str) -> None: ...
+
+    with pytest.raises(TypeError, match=r"tool f: \*items is not supported.*list parameter"):
         tool(f)
+    with pytest.raises(TypeError) as info:
+        tool(g)
+    assert str(info.value).startswith("tool g: **filters is not supported: ")
+    assert "use Tool.from_schema(name, description, input_schema, call)" in str(info.value)
 
 
 def test_string_annotations_are_resolved() -> None:

@@ -83,8 +83,15 @@ def _tool(index: int, raw: Any) -> ToolSignature:
     if not isinstance(raw, dict):
         raise BadMessage(f"{where} is {_kind_of(raw)}; a tool is {{'name', 'params'}}")
     name = raw.get("name")
-    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-        raise BadMessage(f"{where}.name {_show(name)} is not a Python identifier")
+    parts = name.split(".") if isinstance(name, str) else []
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(parts) <= 2
+        or not all(p.isidentifier() and not keyword.iskeyword(p) for p in parts)
+    ):
+        raise BadMessage(
+            f"{where}.name {_show(name)} is not a Python identifier (or group.identifier)"
+        )
     params = raw.get("params", [])
     if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
         raise BadMessage(f"{where}.params of {name!r} is not a list of parameter names")
