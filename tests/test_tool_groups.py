@@ -87,3 +87,36 @@ def test_the_sandbox_server_accepts_grouped_tool_names_and_refuses_deeper_ones()
     for bad in ("a.b.c", "clock.", "class.now"):
         with pytest.raises(BadMessage):
             execute(bad)
+
+
+async def test_an_agent_in_direct_mode_calls_a_grouped_tool_by_its_wire_name() -> None:
+    from openptc import Agent, ScriptedModel, Tool, Toolbox
+    from openptc.models import TextBlock, ToolUseBlock
+
+    async def now(arguments: dict[str, Any]) -> Any:
+        return f"noon in {arguments['zone']}"
+
+    schema = {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]}
+    toolbox = Toolbox([Tool.from_schema("clock.now", "The time.", schema, now)])
+    model = ScriptedModel.from_turns(
+        [[ToolUseBlock(id="t1", name="clock__now", input={"zone": "UTC"})], "done"], about="test"
+    )
+    result = await Agent(model, toolbox, mode="direct").run("what time is it?")
+    assert result.answer == "done" and result.usage.tool_calls == 1
+    assert any("noon in UTC" in str(m) for m in result.transcript)
+
+
+async def test_an_agent_offers_the_tools_of_a_toolbox_whose_list_changed() -> None:
+    from openptc import Agent, ScriptedModel, Tool, Toolbox
+
+    async def call(arguments: dict[str, Any]) -> Any:
+        return None
+
+    schema = {"type": "object", "properties": {}}
+    toolbox = Toolbox([Tool.from_schema("a.first", "First.", schema, call)])
+    agent = Agent(ScriptedModel.from_turns(["ok"], about="test"), toolbox)
+    assert "first" in agent.tool_specs[0].description
+    toolbox._tools["a.second"] = Tool.from_schema("a.second", "Second.", schema, call)
+    toolbox.version += 1  # what an MCP toolbox does when a server's list changed
+    await agent.run("hi")
+    assert "second" in agent.tool_specs[0].description

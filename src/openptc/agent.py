@@ -222,17 +222,24 @@ class Agent:
         self.limits = limits
         self.max_program_retries = max_program_retries
         self.max_tokens = max_tokens
-        uses_code = mode != "direct"
+        self.system = system_prompt(mode)
+        self._offer_tools()
+
+    def _offer_tools(self) -> None:
+        """What the model is offered, from the toolbox as it is now (rendered again when its
+        ``version`` moves: an MCP server changed its list)."""
+        self._tools_version = self.toolbox.version
+        uses_code = self.mode != "direct"
         self._code_tools = self.toolbox.for_caller("code") if uses_code else Toolbox([])
-        self._direct_tools = self.toolbox.for_caller("direct") if mode != "ptc" else Toolbox([])
-        self._direct_names = frozenset(t.name for t in self._direct_tools)
+        direct = self.mode != "ptc"
+        self._direct_tools = self.toolbox.for_caller("direct") if direct else Toolbox([])
+        specs = [ToolSpec.from_dict(s) for s in self._direct_tools.specs()]
+        self._direct_names = frozenset(s.name for s in specs)  # as the model names them
         if uses_code and CODE_TOOL_NAME in self._direct_names:
             raise ValueError(f"a tool may not be named {CODE_TOOL_NAME!r}: that is the code tool")
-        specs = [ToolSpec.from_dict(s) for s in self._direct_tools.specs()]
         if uses_code:
             specs.insert(0, code_tool_spec(self._code_tools.render_stubs()))
         self.tool_specs: tuple[ToolSpec, ...] = tuple(specs)
-        self.system = system_prompt(mode)
 
     @property
     def callable_names(self) -> tuple[str, ...]:
@@ -246,6 +253,8 @@ class Agent:
         model). Later, the run ends with ``stop="model_error"`` and keeps what was done: the
         transcript, the programs, the tool calls that ran and the tokens spent.
         """
+        if self.toolbox.version != self._tools_version:
+            self._offer_tools()
         ledger = _Ledger()
         code = _CodeSession(self.sandbox, self.limits)
         messages: list[Message] = [Message.user(prompt)]

@@ -276,6 +276,9 @@ class Toolbox:
     ) -> None:
         self._tools: dict[str, Tool[..., Any]] = {}
         self._by_wire_name: dict[str, str] = {}
+        # Goes up whenever the set of tools changes (an MCP server's list did): whoever rendered
+        # stubs from this toolbox renders them again.
+        self.version = 0
         self.groups: dict[str, str] = dict(groups or {})
         group_of: dict[str, str] = {}  # group -> its first tool
         for item in tools:
