@@ -91,7 +91,7 @@ def test_the_sandbox_server_accepts_grouped_tool_names_and_refuses_deeper_ones()
 
 async def test_an_agent_in_direct_mode_calls_a_grouped_tool_by_its_wire_name() -> None:
     from openptc import Agent, ScriptedModel, Tool, Toolbox
-    from openptc.models import TextBlock, ToolUseBlock
+    from openptc.models import ToolUseBlock
 
     async def now(arguments: dict[str, Any]) -> Any:
         return f"noon in {arguments['zone']}"

@@ -9,11 +9,12 @@ from typing import Annotated, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
-from openptc.agent import Agent
+from openptc.agent import Agent, RunResult
 from openptc.bench.commands import bench_app
 from openptc.demo import (
     DEFAULT_MODEL,
@@ -28,6 +29,7 @@ from openptc.models import Model, ModelError, model_from_string
 from openptc.prompts import Mode
 from openptc.recording import RecordingModel, replay_model
 from openptc.scenarios.expense import QUESTION
+from openptc.tools import Toolbox
 
 app = typer.Typer(
     help="openptc: programmatic tool calling for any model.",
@@ -131,8 +133,16 @@ def run(
         str, typer.Option(help="Model string, e.g. anthropic:claude-sonnet-4-6.")
     ] = DEFAULT_MODEL,
     tools: Annotated[
-        str, typer.Option(help="Tools as package.module:attribute (Toolbox, list or factory).")
-    ] = "openptc.scenarios.expense:make_tools",
+        str | None,
+        typer.Option(
+            help="Tools as package.module:attribute (Toolbox, list or factory); default: the "
+            "expense audit's, unless --mcp is given."
+        ),
+    ] = None,
+    mcp: Annotated[
+        Path | None,
+        typer.Option(help="An mcpServers JSON file: its servers' tools, grouped by server."),
+    ] = None,
     mode: Annotated[str, typer.Option(help="ptc, direct or hybrid.")] = "ptc",
     record: Annotated[
         Path | None, typer.Option(help="Save the model's responses to this transcript.")
@@ -148,20 +158,43 @@ def run(
     if mode not in ("ptc", "direct", "hybrid"):
         raise typer.BadParameter("mode must be ptc, direct or hybrid", param_hint="--mode")
     try:
-        toolbox = load_toolbox(tools)
+        if tools is None and mcp is None:
+            tools = "openptc.scenarios.expense:make_tools"
+        toolbox = load_toolbox(tools) if tools is not None else None
         chosen: Model = replay_model(replay) if replay else model_from_string(model)
     except (ValueError, ModelError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     if record is not None:
         chosen = RecordingModel(chosen, record, mode=mode, prompt=question)
-    console.print(
-        f"[dim]model: {chosen.label} | mode: {mode} | tools: {', '.join(toolbox.names)}[/dim]"
-    )
     on_text = (lambda text: print(text, end="", flush=True)) if stream else None
-    agent = Agent(chosen, toolbox, mode=cast(Mode, mode), max_turns=max_turns)
+
+    def agent_for(box: Toolbox) -> Agent:
+        console.print(
+            f"[dim]model: {chosen.label} | mode: {mode} | tools: {', '.join(box.names)}[/dim]"
+        )
+        return Agent(chosen, box, mode=cast(Mode, mode), max_turns=max_turns)
+
+    async def ask() -> RunResult:
+        """With --mcp, the servers start before the stubs are written and stop with the run."""
+        if mcp is None:
+            assert toolbox is not None
+            return await agent_for(toolbox).run(question, on_text=on_text)
+        try:
+            from openptc.mcp import McpConfigError, McpServerError, McpToolbox
+        except ImportError as exc:
+            console.print(f"[red]error:[/red] --mcp needs the mcp extra ({exc})")
+            raise typer.Exit(2) from None
+        try:
+            async with McpToolbox.from_file(mcp) as servers:
+                box = servers if toolbox is None else Toolbox([*toolbox, *servers])
+                return await agent_for(box).run(question, on_text=on_text)
+        except (McpConfigError, McpServerError) as exc:
+            console.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(2) from None
+
     try:
-        result = asyncio.run(agent.run(question, on_text=on_text))
+        result = asyncio.run(ask())
     except ModelError as exc:
         console.print(f"\n[red]model error:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -350,3 +383,66 @@ def sandbox_server(
         raise typer.Exit(2) from None
     console.print(f"[green]openptc sandbox server[/green] on http://{host}:{port} ({backend})")
     run_server(settings, host, port, log_level)
+
+
+@app.command("mcp")
+def mcp_server(
+    config: Annotated[
+        Path | None, typer.Option(help="An mcpServers JSON file: the upstream MCP servers.")
+    ] = None,
+    tools: Annotated[
+        str | None, typer.Option(help="Or tools as package.module:attribute (as for ptc run).")
+    ] = None,
+    transport: Annotated[str, typer.Option(help="stdio, or http (streamable HTTP).")] = "stdio",
+    host: Annotated[str, typer.Option(help="Address to listen on (http).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (http).")] = 8765,
+    sandbox: Annotated[str, typer.Option(help="local (bubblewrap/process) or docker.")] = "local",
+    sandbox_url: Annotated[
+        str | None,
+        typer.Option(help="Run programs on this sandbox server (token: PTC_SANDBOX_TOKEN)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Longest wall clock of one program, s.")] = 50.0,
+    call_timeout: Annotated[float, typer.Option(help="Longest upstream tool call, s.")] = 60.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+) -> None:
+    """Serve MCP servers' tools in code mode: run_code plus tool discovery, over stdio or HTTP."""
+    from rich.markup import escape
+
+    from openptc.mcp.code_mode_main import Transport, run_code_mode
+    from openptc.mcp.sandbox_choice import SandboxChoice
+    from openptc.mcp.transports import require_loopback
+
+    errors = Console(stderr=True)  # over stdio, stdout is the protocol's
+    if (config is None) == (tools is None):
+        errors.print("[red]ptc mcp:[/red] pass either --config mcp.json or --tools module:attr")
+        raise typer.Exit(2)
+    if transport not in ("stdio", "http"):
+        raise typer.BadParameter("transport must be stdio or http", param_hint="--transport")
+    try:
+        require_loopback(host)
+        toolbox = load_toolbox(tools) if tools is not None else None
+        choice = SandboxChoice.from_flags(
+            sandbox, sandbox_url, timeout_s=timeout, pool_size=1 if transport == "stdio" else 2
+        )
+    except ValueError as exc:
+        errors.print(f"[red]ptc mcp:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    mode: Transport = "http" if transport == "http" else "stdio"
+    try:
+        asyncio.run(
+            run_code_mode(
+                config=config,
+                toolbox=toolbox,
+                choice=choice,
+                transport=mode,
+                host=host,
+                port=port,
+                call_timeout_s=call_timeout,
+                log_level=log_level,
+            )
+        )
+    except KeyboardInterrupt:
+        pass
+    except ValueError as exc:  # a bad mcpServers file: the message names the server and field
+        errors.print(f"[red]ptc mcp:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None

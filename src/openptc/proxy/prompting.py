@@ -7,18 +7,18 @@ out) and a Python stub per client tool, rendered from the JSON Schema the client
 
 from __future__ import annotations
 
-import json
-import keyword
 from collections.abc import Iterable
 from typing import Any
 
+from openptc import stubs
 from openptc.models.base import ToolSpec
 from openptc.proxy.tooling import RequestTools
 from openptc.proxy.wire import CODE_TOOL_NAME, CustomTool
 from openptc.sandbox.base import ToolSignature
+from openptc.schema_tools import SchemaBinding
 
-_JSON_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
-_JSON_TYPES |= {"array": "list", "object": "dict", "null": "None"}
+# Results reach a program as the text the client sent back (the hosted service's rule).
+RESULT_SCHEMA: dict[str, Any] = {"type": "string"}
 
 CODE_TOOL_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -42,43 +42,21 @@ How tools work inside the program:
 """
 
 
-def _annotation(schema: Any) -> str:
-    if not isinstance(schema, dict):
-        return "Any"
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        return " | ".join(_JSON_TYPES.get(k, "Any") for k in kind if isinstance(k, str)) or "Any"
-    if "enum" in schema and isinstance(schema["enum"], list):
-        return "Literal[" + ", ".join(json.dumps(v) for v in schema["enum"]) + "]"
-    return _JSON_TYPES.get(kind, "Any") if isinstance(kind, str) else "Any"
-
-
-def _parameters(tool: CustomTool) -> list[tuple[str, dict[str, Any], bool]]:
-    properties = tool.input_schema.properties or {}
-    required = set(tool.input_schema.required or ())
-    names = [n for n in properties if n in required] + [n for n in properties if n not in required]
-    return [
-        (n, properties[n] if isinstance(properties[n], dict) else {}, n in required) for n in names
-    ]
+def _binding(tool: CustomTool) -> SchemaBinding:
+    """The tool's parameters and stub, read from the schema the client sent (a schema that
+    cannot be read still leaves the tool callable with one dict)."""
+    schema = tool.input_schema.model_dump(exclude_none=True)
+    try:
+        return SchemaBinding.build(tool.name, schema, RESULT_SCHEMA)
+    except ValueError:
+        return SchemaBinding.build(tool.name, {"type": "object"}, RESULT_SCHEMA)
 
 
 def render_stub(tool: CustomTool) -> str:
-    """``async def name(a: str, b: int | None = None) -> str`` with the description as docstring."""
-    params = []
-    documented = []
-    for name, schema, required in _parameters(tool):
-        if not name.isidentifier() or keyword.iskeyword(name):
-            continue  # reachable through the one-dict form only
-        annotation = _annotation(schema)
-        params.append(f"{name}: {annotation}" if required else f"{name}: {annotation} = None")
-        if schema.get("description"):
-            documented.append(f"    {name}: {schema['description']}")
-    doc = (tool.description or "").strip()
-    lines = [f"async def {tool.name}({', '.join(params)}) -> str:", '    """' + doc]
-    if documented:
-        lines += ["", "    Args:", *("    " + d for d in documented)]
-    lines.append('    """')
-    return "\n".join(lines)
+    """``async def name(a: str, b: int | None = None) -> str`` with the description as docstring,
+    rendered as every other stub is ($ref, unions, enums, nested objects and all)."""
+    stub = _binding(tool).stub(tool.name, tool.description or "")
+    return stubs.render_stubs([stub], imports=False)
 
 
 def code_tool_spec(tools: Iterable[CustomTool]) -> ToolSpec:
@@ -94,7 +72,7 @@ def direct_tool_spec(tool: CustomTool) -> ToolSpec:
 
 def signature(tool: CustomTool) -> ToolSignature:
     """Parameter order for positional calls; the host receives one dict in every form."""
-    return ToolSignature(tool.name, tuple(name for name, _, _ in _parameters(tool)))
+    return ToolSignature(tool.name, _binding(tool).params)
 
 
 def backend_tools(tools: RequestTools) -> tuple[ToolSpec, ...]:
