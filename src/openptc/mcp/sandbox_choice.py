@@ -11,14 +11,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Literal
 
 from openptc.sandbox.base import Limits, Sandbox
+from openptc.sandbox.choice import Backend, make_sandbox
 
 __all__ = ["SANDBOX_TOKEN_ENV", "SandboxChoice"]
 
 SANDBOX_TOKEN_ENV = "PTC_SANDBOX_TOKEN"
-Backend = Literal["local", "docker"]
 
 
 @dataclass(frozen=True)
@@ -56,18 +55,11 @@ class SandboxChoice:
 
     def make(self) -> Sandbox:
         """A new, not yet started, sandbox of this kind."""
-        limits = dataclasses.replace(self.limits, timeout_s=self.timeout_s)
-        if self.url is not None:
-            from openptc.sandbox.remote import RemoteSandbox
-
-            assert self.token is not None  # checked in __post_init__
-            return RemoteSandbox(self.url, self.token, execution_timeout_s=self.timeout_s)
-        if self.backend == "docker":
-            from openptc.sandbox.docker import DockerSandbox
-
-            return DockerSandbox(
-                limits, pool_size=self.pool_size, idle_timeout_s=self.idle_timeout_s
-            )
-        from openptc.sandbox.local import LocalSandbox
-
-        return LocalSandbox(limits, pool_size=self.pool_size, idle_timeout_s=self.idle_timeout_s)
+        return make_sandbox(
+            self.backend,
+            dataclasses.replace(self.limits, timeout_s=self.timeout_s),
+            pool_size=self.pool_size,
+            idle_timeout_s=self.idle_timeout_s,
+            url=self.url,
+            token=self.token,
+        )

@@ -30,7 +30,7 @@ from openptc.proxy.store import MemoryStore, RecordStore
 from openptc.proxy.store_watch import WatchedStore
 from openptc.proxy.turns import TurnRunner
 from openptc.sandbox.base import Limits, Sandbox
-from openptc.sandbox.local import LocalSandbox
+from openptc.sandbox.choice import make_sandbox
 
 log = logging.getLogger("openptc.proxy")
 
@@ -113,19 +113,14 @@ def create_app(
 
 
 def _sandbox_from(config: ProxyConfig, limits: Limits) -> Sandbox:
-    if config.sandbox_url is None:
-        return LocalSandbox(
-            limits,
-            pool_size=config.pool_size,
-            idle_timeout_s=max(600.0, 2 * config.container_idle_s),
-        )
-    from openptc.sandbox.remote import RemoteSandbox
-
-    assert config.sandbox_token is not None  # the config's validator requires it
-    return RemoteSandbox(
-        config.sandbox_url,
-        config.sandbox_token.get_secret_value(),
-        execution_timeout_s=config.program_timeout_s,
+    token = config.sandbox_token.get_secret_value() if config.sandbox_token else None
+    return make_sandbox(
+        "local",
+        limits,  # its wall clock is the program timeout
+        pool_size=config.pool_size,
+        idle_timeout_s=max(600.0, 2 * config.container_idle_s),
+        url=config.sandbox_url,
+        token=token,
     )
 
 

@@ -24,7 +24,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from openptc.sandbox.base import Sandbox
-from openptc.sandbox.local import LocalSandbox
+from openptc.sandbox.choice import make_sandbox
 from openptc.sandbox.remote_protocol import SESSION_PATH, execution_to_json, isolation_to_json
 from openptc.server.client_messages import (
     CLIENT_TYPES,
@@ -74,16 +74,8 @@ def _bearer(connection: HTTPConnection) -> str | None:
 
 
 def _make_sandbox(config: ServerConfig) -> Sandbox:
-    if config.backend == "docker":
-        from openptc.sandbox.docker import DockerSandbox
-
-        sandbox: Sandbox = DockerSandbox(
-            config.sandbox_limits(),
-            pool_size=config.pool_size,
-            idle_timeout_s=config.session_idle_s * 2,
-        )
-        return sandbox
-    return LocalSandbox(
+    return make_sandbox(
+        config.backend,
         config.sandbox_limits(),
         pool_size=config.pool_size,
         idle_timeout_s=config.session_idle_s * 2,
