@@ -57,12 +57,14 @@ async def test_programs_call_upstream_servers_and_outlive_an_upstream_crash(
         stubs = _text(await session.call_tool("describe_tools", {"names": ["warehouse"]}))
         assert "class warehouse_tools:" in stubs
         assert "async def stock(sku: str) -> Stock:" in stubs
+        # A value the server's SDK wrapped as {"result": ...} is the value, in stub and program.
+        assert "async def skus() -> list[str]:" in stubs
 
         counted = await run(
-            "names = (await warehouse_tools.skus())['result']\n"
+            "names = await warehouse_tools.skus()\n"
             "rows = await asyncio.gather(*(warehouse_tools.stock({'sku': n}) for n in names))\n"
             "counts = {r['sku']: r['count'] for r in rows}\n"
-            "first = (await warehouse_tools.pid())['result']\n"
+            "first = await warehouse_tools.pid()\n"
             "print(sorted(n for n, c in counts.items() if c))"
         )
         assert not counted.is_error, _text(counted)
@@ -81,7 +83,7 @@ async def test_programs_call_upstream_servers_and_outlive_an_upstream_crash(
         assert (call["tool"], call["outcome"]) == ("warehouse_tools.crash", "error")
 
         recovered = await run(
-            "second = (await warehouse_tools.pid())['result']\n"
+            "second = await warehouse_tools.pid()\n"
             "print(second != first, counts['apple'])"  # variables from before the crash
         )
         assert not recovered.is_error, _text(recovered)

@@ -22,15 +22,39 @@ import mcp_types as types
 
 from openptc.sandbox.base import ToolCallError
 
-__all__ = ["error_text", "result_value"]
+__all__ = ["error_text", "result_value", "unwrapped_output_schema"]
 
 
-def result_value(result: types.CallToolResult, tool: str) -> Any:
-    """The program's value for one ``tools/call`` result; raises ``ToolCallError`` on isError."""
+def unwrapped_output_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The schema of a wrapped result's value, or None when the result is not wrapped.
+
+    The official SDKs' high-level servers wrap a tool's non-object return value as
+    ``{"result": value}`` under a generated ``<name>Output`` schema; a program (and its stub)
+    should see the value itself, not ``["result"]``.
+    """
+    if not isinstance(schema, dict) or not str(schema.get("title", "")).endswith("Output"):
+        return None
+    properties = schema.get("properties")
+    if not isinstance(properties, dict) or list(properties) != ["result"]:
+        return None
+    inner = dict(properties["result"]) if isinstance(properties["result"], dict) else {}
+    for key in ("$defs", "definitions"):  # references inside the value still resolve
+        if key in schema:
+            inner.setdefault(key, schema[key])
+    return inner
+
+
+def result_value(result: types.CallToolResult, tool: str, *, wrapped: bool = False) -> Any:
+    """The program's value for one ``tools/call`` result; raises ``ToolCallError`` on isError.
+
+    ``wrapped``: the tool's output schema wraps its value as ``{"result": value}``."""
     if result.is_error:
         raise ToolCallError(f"{tool}: {error_text(result)}", kind="ToolError")
     if result.structured_content is not None:
-        return result.structured_content
+        content = result.structured_content
+        if wrapped and isinstance(content, dict) and set(content) == {"result"}:
+            return content["result"]
+        return content
     values = [_block_value(block) for block in result.content]
     if not values:
         return None

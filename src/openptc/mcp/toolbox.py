@@ -29,7 +29,7 @@ from mcp.shared.exceptions import MCPError
 
 from openptc.mcp.config import ServerConfig, load_config, parse_config, python_name
 from openptc.mcp.connection import McpConnection, McpServerError, Protocol
-from openptc.mcp.results import result_value
+from openptc.mcp.results import result_value, unwrapped_output_schema
 from openptc.sandbox.base import ToolCallError
 from openptc.tools import Tool, Toolbox
 
@@ -227,13 +227,14 @@ class McpToolbox(Toolbox):
             description = (
                 spec.description or spec.title or f"The {spec.name} tool of MCP server {server}."
             )
+            inner = unwrapped_output_schema(spec.output_schema)
             try:
                 made = Tool.from_schema(
                     qualified,
                     description,
                     spec.input_schema,
-                    self._caller(server, spec.name, qualified),
-                    output_schema=spec.output_schema,
+                    self._caller(server, spec.name, qualified, wrapped=inner is not None),
+                    output_schema=spec.output_schema if inner is None else inner,
                 )
             except (TypeError, ValueError) as e:
                 logger.warning("MCP server %r: tool %r left out: %s", server, spec.name, e)
@@ -242,14 +243,16 @@ class McpToolbox(Toolbox):
             self._origins[qualified] = (server, spec.name)
         return tools
 
-    def _caller(self, server: str, mcp_name: str, qualified: str) -> Callable[..., Any]:
+    def _caller(
+        self, server: str, mcp_name: str, qualified: str, *, wrapped: bool
+    ) -> Callable[..., Any]:
         async def call(arguments: dict[str, Any]) -> Any:
-            return await self._call_mcp(server, mcp_name, qualified, arguments)
+            return await self._call_mcp(server, mcp_name, qualified, arguments, wrapped)
 
         return call
 
     async def _call_mcp(
-        self, server: str, mcp_name: str, qualified: str, arguments: dict[str, Any]
+        self, server: str, mcp_name: str, qualified: str, arguments: dict[str, Any], wrapped: bool
     ) -> Any:
         connection = self._connections[server]
         starts = connection.starts
@@ -264,7 +267,7 @@ class McpToolbox(Toolbox):
         finally:
             if connection.starts != starts:  # restarted for this call: its tools may differ
                 self._schedule_refresh(server)
-        return result_value(result, qualified)
+        return result_value(result, qualified, wrapped=wrapped)
 
     def _changed_callback(self, server: str) -> Callable[[], None]:
         return lambda: self._schedule_refresh(server)
