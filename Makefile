@@ -39,6 +39,7 @@ bench: $(STAMP) sandbox-deps
 	$(BIN)/ptc bench replay
 	$(BIN)/ptc bench proxy
 	$(BIN)/ptc bench fleet
+	$(BIN)/ptc bench mcp
 
 doctor: $(STAMP) sandbox-deps
 	$(BIN)/ptc doctor

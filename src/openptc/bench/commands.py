@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -206,3 +206,80 @@ def bench_soak(
     if not report["clean"]:
         console.print("[red]errors, or processes, descriptors or directories left: see above[/red]")
         raise typer.Exit(1)
+
+
+@bench_app.command("mcp")
+def bench_mcp(
+    quick: Annotated[
+        bool, typer.Option(help="One round; ptc mcp only in front of the combined servers.")
+    ] = False,
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="Rounds of the expense audit (default 5; 1 quick).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Directory for the JSON results.")] = RESULTS_DIR,
+) -> None:
+    """Tool definitions in an MCP client's context, and the expense audit over MCP: ptc mcp vs
+    the same servers connected directly."""
+    from openptc.bench.mcp_bench import run_mcp_bench
+
+    report = asyncio.run(
+        run_mcp_bench(quick=quick, rounds=rounds, progress=lambda m: console.print(f"  {m}"))
+    )
+    for table in mcp_tables(report):
+        console.print(table)
+    console.print(f"results written to {write_report(report, out)}")
+    audit = report["expense"]
+    if not (audit["direct_over_mcp"]["correct"] and audit["through_ptc_mcp"]["correct"]):
+        console.print("[red]a wrong answer in the expense audit: see the results[/red]")
+        raise typer.Exit(1)
+
+
+def mcp_tables(report: dict[str, Any]) -> list[Table]:
+    """The figures of ``ptc bench mcp`` as tables (also used by the tests)."""
+    servers = Table("server", "from", "tools", "definition tokens", title="upstream MCP servers")
+    for s in report["servers"]:
+        if s["status"] == "ok":
+            servers.add_row(s["name"], s["source"], str(s["tools"]), f"{s['tool_tokens']:,}")
+        else:
+            servers.add_row(s["name"], s["source"], "-", f"[red]{s['status']}[/red]: {s['reason']}")
+    definitions = Table(
+        "servers", "tools", "upstream", "ptc mcp", "ratio", "+ instructions", "describe all",
+        title="tokens of tool definitions in the client's context: every upstream schema vs "
+        "ptc mcp in front of the same servers",
+        caption=f"tokenizer {report['tokenizer']}; 'describe all': describe_tools of every tool",
+    )  # fmt: skip
+    for d in report["definitions"]:
+        with_instructions = d["ptc_mcp_tokens"] + d["ptc_mcp_instructions_tokens"]
+        definitions.add_row(
+            d["name"],
+            f"{d['upstream_tools']} -> {d['ptc_mcp_tools']}",
+            f"{d['upstream_tokens']:,}",
+            f"{d['ptc_mcp_tokens']:,}",
+            f"{d['ratio']:.3f}x",
+            f"{with_instructions:,}",
+            f"{d['describe_all_tokens']:,}",
+        )
+    audit = report["expense"]
+    direct, code_mode = audit["direct_over_mcp"], audit["through_ptc_mcp"]
+    runs = Table(
+        "", "direct over MCP", "through ptc mcp", "ratio",
+        title=f"the expense audit served as an MCP server ({audit['model']}, "
+        f"median of {direct['rounds']})",
+    )  # fmt: skip
+    for key, label in (
+        ("model_calls", "model calls"),
+        ("input_tokens", "input tokens"),
+        ("output_tokens", "output tokens"),
+        ("wall_time_s", "wall time (s)"),
+    ):
+        ratio = audit["ratios"][key]
+        runs.add_row(
+            label,
+            f"{direct[key]:,.3f}" if key == "wall_time_s" else f"{direct[key]:,.0f}",
+            f"{code_mode[key]:,.3f}" if key == "wall_time_s" else f"{code_mode[key]:,.0f}",
+            "-" if ratio is None else f"{ratio:.4f}x",
+        )
+    upstream = (f"{direct['tool_calls']:.0f}", str(code_mode["upstream_tool_calls"]))
+    runs.add_row("upstream tool calls", *upstream, "")
+    runs.add_row("answer right", _mark(direct["correct"]), _mark(code_mode["correct"]), "")
+    return [servers, definitions, runs]
