@@ -17,6 +17,7 @@ costs a sandbox execution); failing inputs are printed as generated.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -74,6 +75,7 @@ async def echo(x: int) -> int:
 
 @pytest.fixture(scope="module")
 def host() -> Iterator[Host]:
+    gc.collect()  # SDK clients left by other modules close on a running loop: not on this one
     loop = asyncio.new_event_loop()
     sandbox = LocalSandbox(Limits(timeout_s=2 * EXECUTION_TIMEOUT_S), pool_size=1)
     served = Host(loop, sandbox, Toolbox([echo]))
