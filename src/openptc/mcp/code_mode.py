@@ -32,6 +32,7 @@ from openptc.mcp import code_mode_tools as texts
 from openptc.mcp.client_sessions import ClientSandbox, SessionGone
 from openptc.mcp.discovery import Catalog, describe_tools, list_tools, search_tools
 from openptc.sandbox.base import Execution, Sandbox, SandboxError, ToolHost
+from openptc.sandbox.remote_protocol import error_to_json
 from openptc.tools import Toolbox
 
 __all__ = ["CodeMode", "build_code_mode_server", "connection_of"]
@@ -204,21 +205,12 @@ def _with_notice(execution: Execution, notice: str) -> Execution:
 
 
 def _execution_result(execution: Execution) -> types.CallToolResult:
-    error = execution.error
     structured: dict[str, Any] = {
         "ok": execution.ok,
         "stdout": execution.stdout,
         "stderr": execution.stderr,
         "stdout_truncated": execution.stdout_truncated,
-        "error": None
-        if error is None
-        else {
-            "kind": error.kind,
-            "type": error.type,
-            "message": error.message,
-            "traceback": error.traceback,
-            "line": error.line,
-        },
+        "error": error_to_json(execution.error),
         "tool_calls": [
             {
                 "call_id": call.call_id,

@@ -55,20 +55,23 @@ def isolation_from_json(data: dict[str, Any]) -> Isolation:
     )
 
 
+def error_to_json(error: ExecutionError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {
+        "kind": error.kind,
+        "type": error.type,
+        "message": error.message,
+        "traceback": error.traceback,
+        "line": error.line,
+    }
+
+
 def execution_to_json(execution: Execution) -> dict[str, Any]:
-    error = execution.error
     return {
         "stdout": execution.stdout,
         "stderr": execution.stderr,
-        "error": None
-        if error is None
-        else {
-            "kind": error.kind,
-            "type": error.type,
-            "message": error.message,
-            "traceback": error.traceback,
-            "line": error.line,
-        },
+        "error": error_to_json(execution.error),
         "duration_ms": execution.duration_ms,
         "isolation": isolation_to_json(execution.isolation),
         "stdout_truncated": execution.stdout_truncated,
