@@ -28,6 +28,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
+from fakes.fuzzing import BOUNDED
 from openptc import LocalSandbox, Toolbox, tool
 from openptc.sandbox import protocol
 from openptc.sandbox.base import Execution, ExecutionError, Limits
@@ -37,14 +38,6 @@ T = TypeVar("T")
 # Hypothesis warns before it builds the repr of a 200 kB line; the tests print their own.
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
-BOUNDED = hypothesis.settings(
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=False,
-    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-    suppress_health_check=list(hypothesis.HealthCheck),
-)
 EXECUTION_TIMEOUT_S = 5.0
 HANG_S = 60.0  # far past every timeout involved: beyond it the host hangs
 KNOWN_TYPES = frozenset({"ready", "tool_calls", "blocked", "done"})

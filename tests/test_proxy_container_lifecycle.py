@@ -14,48 +14,14 @@ import anthropic
 import httpx
 import pytest
 
+from fakes.load_and_read import TOOLS, expected_outputs, load_and_read_backend
 from fakes.proxy_setup import (
-    CODE_TOOL,
     KEY_B,
     Proxy,
     answer_calls,
-    code_turn,
     config,
-    expense_tools,
     running_proxy,
 )
-from openptc.models.base import ModelRequest, TextBlock, ToolResultBlock
-from openptc.models.scripted import ScriptedModel, Turn
-from openptc.scenarios import expense
-from openptc.tools import Toolbox
-
-LOAD = """\
-members = json.loads(await get_team_members({"department": "sales"}))
-print(len(members), "members")
-"""
-READ = "print(sorted(m['id'] for m in members)[0])"
-TOOLS = [CODE_TOOL, *expense_tools()]
-
-
-def _conversations() -> ScriptedModel:
-    """A backend for any number of conversations: "load" runs LOAD, "read" runs READ, and a
-    program's result is answered with its output."""
-
-    def policy(request: ModelRequest) -> Turn:
-        last = request.messages[-1]
-        results = [b for b in last.content if isinstance(b, ToolResultBlock)]
-        if results:
-            return f"the program said: {results[-1].content}"
-        text = next(b.text for b in last.content if isinstance(b, TextBlock))
-        return code_turn(1, READ if text == "read" else LOAD)
-
-    return ScriptedModel(policy, name="scripted:lifecycle", about="lifecycle")
-
-
-async def _sales_members() -> list[dict[str, Any]]:
-    members = await Toolbox(expense.make_tools()).call("get_team_members", {"department": "sales"})
-    assert isinstance(members, list)
-    return members
 
 
 async def _load(client: anthropic.AsyncAnthropic) -> tuple[Any, list[dict[str, Any]]]:
@@ -99,13 +65,9 @@ async def _health(proxy: Proxy) -> dict[str, Any]:
     return body
 
 
-def _backend() -> dict[str, Any]:
-    return {"scripted:expense-audit": _conversations()}
-
-
 async def test_a_hundred_sequential_conversations_on_one_key_all_succeed() -> None:
-    expected = f"{len(await _sales_members())} members\n"
-    async with running_proxy(config(), _backend()) as proxy:
+    expected = (await expected_outputs())[0]
+    async with running_proxy(config(), load_and_read_backend("scripted:lifecycle")) as proxy:
         client = proxy.client()  # KEY_A: the default limit of 32 containers in use
         for number in range(100):
             done, _ = await _load(client)
@@ -117,8 +79,8 @@ async def test_a_hundred_sequential_conversations_on_one_key_all_succeed() -> No
 
 
 async def test_a_container_whose_sandbox_was_evicted_is_rebuilt_on_its_next_turn() -> None:
-    first_id = min(m["id"] for m in await _sales_members())
-    async with running_proxy(config(), _backend()) as proxy:
+    first_id = (await expected_outputs())[1].strip()
+    async with running_proxy(config(), load_and_read_backend("scripted:lifecycle")) as proxy:
         client = proxy.client(key=KEY_B)  # may have 2 containers in use
         done, history = await _load(client)
         container = done.container.id
@@ -134,9 +96,9 @@ async def test_a_container_whose_sandbox_was_evicted_is_rebuilt_on_its_next_turn
 async def test_an_idle_container_releases_its_sandbox_after_the_warm_time() -> None:
     import asyncio
 
-    first_id = min(m["id"] for m in await _sales_members())
+    first_id = (await expected_outputs())[1].strip()
     settings = config(container_warm_s=0.5)
-    async with running_proxy(settings, _backend()) as proxy:
+    async with running_proxy(settings, load_and_read_backend("scripted:lifecycle")) as proxy:
         client = proxy.client()
         done, history = await _load(client)
         for _ in range(100):  # the reaper runs every container_warm_s / 2
@@ -150,7 +112,7 @@ async def test_an_idle_container_releases_its_sandbox_after_the_warm_time() -> N
 
 
 async def test_paused_programs_keep_their_sandboxes_and_count_toward_the_limit() -> None:
-    async with running_proxy(config(), _backend()) as proxy:
+    async with running_proxy(config(), load_and_read_backend("scripted:lifecycle")) as proxy:
         client = proxy.client(key=KEY_B)
         request: dict[str, Any] = {
             "model": "m",

@@ -22,47 +22,17 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from fakes.load_and_read import TOOLS, expected_outputs, load_and_read_backend
 from fakes.proxy_setup import (
-    CODE_TOOL,
     answer_calls,
-    code_turn,
     config,
-    expense_tools,
     running_proxy,
 )
 from fakes.redis_service import SCRIPT, RedisHandle, start_redis
-from openptc.models.base import ModelRequest, TextBlock, ToolResultBlock
-from openptc.models.scripted import ScriptedModel, Turn
-from openptc.scenarios import expense
-from openptc.tools import Toolbox
-
-LOAD = """\
-members = json.loads(await get_team_members({"department": "sales"}))
-print(len(members), "members")
-"""
-READ = "print(sorted(m['id'] for m in members)[0])"
-TOOLS = [CODE_TOOL, *expense_tools()]
 
 
 def _backend() -> dict[str, Any]:
-    """The backend: "load" runs LOAD, "read" runs READ, a result is answered with its output."""
-
-    def policy(request: ModelRequest) -> Turn:
-        last = request.messages[-1]
-        results = [b for b in last.content if isinstance(b, ToolResultBlock)]
-        if results:
-            return f"the program said: {results[-1].content}"
-        text = next(b.text for b in last.content if isinstance(b, TextBlock))
-        return code_turn(1, READ if text == "read" else LOAD)
-
-    return {"scripted:expense-audit": ScriptedModel(policy, name="scripted:outage", about="t")}
-
-
-async def _expected() -> tuple[str, str]:
-    """What LOAD and READ must print."""
-    members = await Toolbox(expense.make_tools()).call("get_team_members", {"department": "sales"})
-    assert isinstance(members, list)
-    return f"{len(members)} members\n", f"{min(m['id'] for m in members)}\n"
+    return load_and_read_backend("scripted:outage")
 
 
 class _Redis:
@@ -192,7 +162,7 @@ async def test_a_redis_killed_and_restarted_mid_run_gives_clear_retryable_errors
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="openptc.proxy")
-    loaded, first_id = await _expected()
+    loaded, first_id = await expected_outputs()
     redis = _Redis(tmp_path / "redis")
     try:
         async with running_proxy(config(redis_url=redis.url), _backend()) as proxy:
@@ -284,7 +254,7 @@ async def test_a_redis_killed_and_restarted_mid_run_gives_clear_retryable_errors
 async def test_with_appendonly_a_paused_conversation_survives_a_redis_restart(
     tmp_path: Path,
 ) -> None:
-    loaded, _ = await _expected()
+    loaded, _ = await expected_outputs()
     redis = _Redis(tmp_path / "redis")
     try:
         await redis.enable_appendonly()

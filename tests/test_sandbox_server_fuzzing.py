@@ -37,6 +37,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from fakes.fuzzing import BOUNDED
 from fakes.harness import serve
 from fakes.sandbox_server import TOKEN, running_server, server_config
 from openptc.sandbox.base import SandboxError
@@ -48,14 +49,6 @@ T = TypeVar("T")
 # Hypothesis warns before it builds the repr of a 200 kB line; the tests print their own.
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
-BOUNDED = hypothesis.settings(
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=False,
-    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-    suppress_health_check=list(hypothesis.HealthCheck),
-)
 HEADERS = {"authorization": f"Bearer {TOKEN}"}
 WAIT_S = 30.0  # far past anything a reply needs: beyond it the server hangs
 REPLY_TYPES = frozenset({"error", "done", "tool_calls", "blocked"})

@@ -283,7 +283,7 @@ class BridgeWorker(ABC):
         )
         self._send(protocol.encode(message))
         error: ExecutionError | None = None
-        report = protocol.Report("", "", False, None, (), None)
+        report = protocol.NO_REPORT
         try:
             report = protocol.parse_report(
                 await asyncio.wait_for(asyncio.shield(running.done), limits.timeout_s), limits
@@ -343,9 +343,8 @@ class BridgeWorker(ABC):
     ) -> tuple[protocol.Report, ExecutionError | None]:
         """How a run ended when its interpreter did: by the program's own ``os._exit`` (what it
         printed is kept, and its status said), or by dying (the backend says why)."""
-        empty = protocol.Report("", "", False, None, (), None)
         if self._failure is not None:
-            return empty, ExecutionError(
+            return protocol.NO_REPORT, ExecutionError(
                 kind="bridge",
                 type="SandboxError",
                 message=(
@@ -354,12 +353,14 @@ class BridgeWorker(ABC):
                 ),
             )
         if running.exit is None:
-            return empty, self._death_error(reason)
+            return protocol.NO_REPORT, self._death_error(reason)
         try:
             report = protocol.parse_report(running.exit, limits)
             status = running.exit.get("status")
         except protocol.BridgeError as exc:
-            return empty, ExecutionError(kind="bridge", type="SandboxError", message=str(exc))
+            return protocol.NO_REPORT, ExecutionError(
+                kind="bridge", type="SandboxError", message=str(exc)
+            )
         ended = f"the program called os._exit({status}), which ended the interpreter"
         if status == 0:
             notice = f"{ended}; the next run starts a fresh one (variables are gone)"

@@ -163,6 +163,9 @@ class Report:
     restart: str | None
 
 
+NO_REPORT = Report("", "", False, None, (), None)  # a run that ended without one
+
+
 def parse_report(message: dict[str, Any], limits: Limits) -> Report:
     """A ``done`` (or ``exit``) message as the host accepts it; BridgeError if malformed."""
     stdout, cut = cap_text(_text(message, "stdout"), limits.output_bytes)

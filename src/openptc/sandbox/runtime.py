@@ -98,6 +98,7 @@ class Runtime:
         self.pid_namespace = pid_namespace
         self.execution: Any = None  # the host's token for the execution in progress
         self.call_budget = 0  # tool calls this execution may still make (0: none left)
+        self.budget_message = ""  # what a call past the budget says (the host's words too)
         self.writers: tuple[CappedWriter, CappedWriter] | None = None
         self.namespace = base_namespace()
         self.installed_tools: set[str] = set()

@@ -120,12 +120,15 @@ def find_root() -> CgroupRoot | str:
 class SandboxCgroup:
     """The cgroup of one sandbox: made with its limits, read while it runs, removed at its end."""
 
-    def __init__(self, root: CgroupRoot, name: str) -> None:
+    def __init__(
+        self, root: CgroupRoot, name: str, parents: tuple[Path, ...] | None = None
+    ) -> None:
+        """``parents``: where its directories are (all of the root's by default)."""
         self.root = root
         self.name = name
-        self.dirs = tuple(parent / name for parent in root.parents)
-        self.memory_dir = root.memory / name
-        self.pids_dir = root.pids / name
+        self.dirs = tuple(parent / name for parent in (parents or root.parents))
+        self.memory_dir = self.dirs[0] if parents else root.memory / name
+        self.pids_dir = self.dirs[-1] if parents else root.pids / name
 
     @classmethod
     def create(cls, root: CgroupRoot, *, memory_mb: int, tasks: int) -> SandboxCgroup:
@@ -205,9 +208,6 @@ def remove_stale(root: CgroupRoot) -> int:
                     continue
                 if int(owner) == os.getpid() or Path(f"/proc/{owner}").exists():
                     continue
-                stale = SandboxCgroup(root, entry.name)
-                stale.dirs = (entry,)
-                stale.pids_dir = stale.memory_dir = entry
-                if stale.remove():
+                if SandboxCgroup(root, entry.name, (parent,)).remove():
                     removed += 1
     return removed

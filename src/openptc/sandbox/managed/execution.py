@@ -266,7 +266,7 @@ class ReplayExecution:
     ) -> Execution:
         """The execution as the agent sees it: the final pass's output, or why there is none."""
         # The harness runs in an interpreter the program shares: its report is capped again.
-        report = protocol.Report("", "", False, None, (), None)
+        report = protocol.NO_REPORT
         try:
             report = protocol.parse_report(answer or {}, self.limits)
         except (protocol.BridgeError, KeyError):
