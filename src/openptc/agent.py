@@ -22,10 +22,13 @@ from openptc.models.base import (
     ModelError,
     ModelRequest,
     ModelResponse,
+    ModelSettings,
+    ReasoningBlock,
     TextSink,
     ToolResultBlock,
     ToolSpec,
     ToolUseBlock,
+    close_model,
 )
 from openptc.models.tokens import (
     count_message_tokens,
@@ -55,8 +58,9 @@ class RunUsage:
     """What a run cost. Input tokens count the whole conversation sent on every model call.
 
     ``tokens_counted`` is "provider" when every call reported usage, else "tiktoken" (the calls
-    without usage were counted with the offline tokenizer). Provider input tokens include cache
-    reads and writes: they are tokens into the model all the same.
+    without usage were counted with the offline tokenizer). ``input_tokens`` includes cache
+    reads and writes (tokens into the model all the same), which are also given apart:
+    ``fresh_input_tokens`` is the rest. ``reasoning_tokens`` are part of ``output_tokens``.
     """
 
     model_calls: int
@@ -67,6 +71,14 @@ class RunUsage:
     program_errors: int
     wall_time_s: float
     tokens_counted: TokenSource
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def fresh_input_tokens(self) -> int:
+        """Input tokens read neither from nor into the prompt cache."""
+        return self.input_tokens - self.cache_read_tokens - self.cache_write_tokens
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,17 @@ class RunResult:
     model_label: str
     stop: StopKind = "answered"
 
+    @property
+    def reasoning(self) -> tuple[str, ...]:
+        """The model's readable reasoning, one entry per reasoning block, in order (empty when
+        it did not reason, or the provider returned none of it as text)."""
+        return tuple(
+            b.text
+            for m in self.transcript
+            for b in m.content
+            if isinstance(b, ReasoningBlock) and b.text
+        )
+
 
 @dataclass
 class _Ledger:
@@ -91,6 +114,9 @@ class _Ledger:
     model_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     tool_calls: int = 0
     program_errors: int = 0
     failed_in_a_row: int = 0
@@ -108,6 +134,9 @@ class _Ledger:
             program_errors=self.program_errors,
             wall_time_s=time.perf_counter() - self.started,
             tokens_counted="tiktoken" if self.tiktoken_used else "provider",
+            cache_read_tokens=self.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens,
+            reasoning_tokens=self.reasoning_tokens,
         )
 
 
@@ -194,7 +223,12 @@ def _json_text(value: Any) -> str:
 
 
 class Agent:
-    """Runs a model against a toolbox in one mode and accounts for every call it makes."""
+    """Runs a model against a toolbox in one mode and accounts for every call it makes.
+
+    ``settings`` say how to sample (reasoning, caching, temperature, ...; see
+    ``ModelSettings``). A model given as a string is the agent's own: ``aclose()`` (or leaving
+    ``async with Agent(...)``) closes its connections. A model object passed in is borrowed.
+    """
 
     def __init__(
         self,
@@ -207,6 +241,7 @@ class Agent:
         limits: Limits | None = None,
         max_program_retries: int = 3,
         max_tokens: int = 4096,
+        settings: ModelSettings | None = None,
     ) -> None:
         if mode not in ("ptc", "direct", "hybrid"):
             raise ValueError(f"unknown mode {mode!r}; expected 'ptc', 'direct' or 'hybrid'")
@@ -214,7 +249,11 @@ class Agent:
             from openptc.models import model_from_string
 
             model = model_from_string(model)
+            self._owns_model = True
+        else:
+            self._owns_model = False
         self.model = model
+        self.settings = settings or ModelSettings()
         self.toolbox = tools if isinstance(tools, Toolbox) else Toolbox(tools)
         self.mode: Mode = mode
         self.sandbox = sandbox
@@ -240,6 +279,17 @@ class Agent:
         if uses_code:
             specs.insert(0, code_tool_spec(self._code_tools.render_stubs()))
         self.tool_specs: tuple[ToolSpec, ...] = tuple(specs)
+
+    async def aclose(self) -> None:
+        """Close the model's connections if the agent made the model (from a string)."""
+        if self._owns_model:
+            await close_model(self.model)
+
+    async def __aenter__(self) -> Agent:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
 
     @property
     def callable_names(self) -> tuple[str, ...]:
@@ -288,7 +338,13 @@ class Agent:
         counter = _InputCounter(self.system, self.tool_specs)
 
         for _ in range(self.max_turns):
-            request = ModelRequest(self.system, tuple(messages), self.tool_specs, self.max_tokens)
+            request = ModelRequest(
+                self.system,
+                tuple(messages),
+                self.tool_specs,
+                self.max_tokens,
+                settings=self.settings,
+            )
             response = await self.model.generate(request, on_text=on_text)
             self._account(ledger, request, response, counter)
             messages.append(response.to_message())
@@ -296,7 +352,7 @@ class Agent:
             uses = response.tool_uses
             if not uses:
                 stop: StopKind = "answered"
-                if response.stop_reason in ("max_tokens", "refusal"):
+                if response.stop_reason in ("max_tokens", "refusal"):  # a stop sequence answers
                     stop = response.stop_reason
                 return response.text, stop
 
@@ -329,6 +385,9 @@ class Agent:
             u = response.usage
             ledger.input_tokens += u.input_tokens + u.cache_read_tokens + u.cache_write_tokens
             ledger.output_tokens += u.output_tokens
+            ledger.cache_read_tokens += u.cache_read_tokens
+            ledger.cache_write_tokens += u.cache_write_tokens
+            ledger.reasoning_tokens += u.reasoning_tokens
         else:
             ledger.tiktoken_used = True
             ledger.input_tokens += counter.count(request)

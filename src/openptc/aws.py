@@ -83,6 +83,7 @@ class LazyClient:
         self.profile = profile
         self.endpoint_url = endpoint_url
         self.made: Any = client
+        self._owned = client is None
         self._lock = threading.Lock()
         self._config = Config(
             retries={"total_max_attempts": 1},
@@ -102,3 +103,11 @@ class LazyClient:
                     config=self._config,
                 )
             return self.made
+
+    def close(self) -> None:
+        """Close the client made here (botocore's ``close`` frees its connection pool); a client
+        passed in is borrowed and left open. The next ``get`` makes a new one."""
+        with self._lock:
+            made, self.made = self.made, (None if self._owned else self.made)
+        if self._owned and made is not None:
+            made.close()

@@ -18,10 +18,12 @@ from openptc.models.base import (
     ModelRequest,
     ModelResponse,
     ModelUsage,
+    ReasoningBlock,
     TextBlock,
     TextSink,
     ToolResultBlock,
     ToolUseBlock,
+    close_model,
 )
 from openptc.models.errors import ModelError
 from openptc.models.scripted import ScriptedModel
@@ -45,6 +47,9 @@ def block_to_json(block: Block) -> dict[str, Any]:
             data["raw_input"] = block.raw_input
             data["input_error"] = block.input_error
         return data
+    if isinstance(block, ReasoningBlock):
+        kept = {k: v for k, v in asdict(block).items() if v is not None}
+        return {"type": "reasoning", **kept}
     return {
         "type": "tool_result",
         "tool_use_id": block.tool_use_id,
@@ -69,6 +74,9 @@ def block_from_json(data: dict[str, Any]) -> Block:
         return ToolResultBlock(
             str(data["tool_use_id"]), str(data["content"]), bool(data.get("is_error"))
         )
+    if kind == "reasoning":
+        fields = ("text", "wire", "signature", "redacted", "id", "encrypted")
+        return ReasoningBlock(**{k: data[k] for k in fields if k in data})
     raise ValueError(f"unknown block type {kind!r} in transcript")
 
 
@@ -77,6 +85,7 @@ def response_to_json(response: ModelResponse) -> dict[str, Any]:
         "type": "response",
         "model": response.model,
         "stop_reason": response.stop_reason,
+        "stop_sequence": response.stop_sequence,
         "usage": asdict(response.usage) if response.usage is not None else None,
         "content": [block_to_json(b) for b in response.content],
     }
@@ -89,6 +98,7 @@ def response_from_json(data: dict[str, Any]) -> ModelResponse:
         stop_reason=data["stop_reason"],
         usage=ModelUsage(**usage) if usage else None,
         model=str(data.get("model", "")),
+        stop_sequence=data.get("stop_sequence"),
     )
 
 
@@ -116,6 +126,9 @@ class RecordingModel:
     @property
     def label(self) -> str:
         return f"{self._inner.label} (recording to {self._path})"
+
+    async def aclose(self) -> None:
+        await close_model(self._inner)
 
     async def generate(
         self, request: ModelRequest, *, on_text: TextSink | None = None

@@ -10,6 +10,7 @@ from openptc.models.base import (
     ModelRequest,
     ModelResponse,
     ModelUsage,
+    ReasoningBlock,
     StopReason,
     TextBlock,
     TextSink,
@@ -19,6 +20,7 @@ from openptc.models.base import (
     ToolUseBlock,
 )
 from openptc.models.resolve import model_from_string
+from openptc.models.settings import ModelSettings, Reasoning, UnsupportedSetting
 from openptc.models.scripted import SCRIPTED_LABEL, Policy, ScriptedModel, Turn
 from openptc.models.tokens import count_request_tokens, count_response_tokens
 
@@ -30,8 +32,11 @@ __all__ = [
     "ModelError",
     "ModelRequest",
     "ModelResponse",
+    "ModelSettings",
     "ModelUsage",
     "Policy",
+    "Reasoning",
+    "ReasoningBlock",
     "ScriptedModel",
     "StopReason",
     "TextBlock",
@@ -41,6 +46,7 @@ __all__ = [
     "ToolSpec",
     "ToolUseBlock",
     "Turn",
+    "UnsupportedSetting",
     "count_request_tokens",
     "count_response_tokens",
     "model_from_string",

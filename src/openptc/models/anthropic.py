@@ -58,6 +58,7 @@ class AnthropicModel:
         retry: RetryPolicy = DEFAULT_RETRY,
         timeout_s: float = 600,
     ) -> None:
+        client_given = client
         try:
             if client is None:
                 client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0)
@@ -68,6 +69,7 @@ class AnthropicModel:
                 f"Anthropic credentials could not be loaded: {exc}", provider=PROVIDER
             ) from exc
         self._client = client
+        self._owns_client = client_given is None
         self._model = model
         self._retry = retry
         self._timeout_s = timeout_s
@@ -142,6 +144,12 @@ class AnthropicModel:
                 status=None,
             )
         return turn.response()
+
+    async def aclose(self) -> None:
+        """Close the connections of a client this model made; a client passed in is borrowed
+        (``with_options`` copies share its connection pool)."""
+        if self._owns_client:
+            await self._client.close()
 
     def _translate(self, exc: Exception) -> ModelError:
         """The SDK's exception as an openptc error that says what to do about it."""

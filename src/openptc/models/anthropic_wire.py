@@ -19,6 +19,7 @@ from openptc.models.base import (
     ModelUsage,
     StopReason,
     TextBlock,
+    ToolResultBlock,
     ToolSpec,
     ToolUseBlock,
     tool_use_from_input,
@@ -110,6 +111,7 @@ def _wire_block(block: Block) -> dict[str, Any]:
         # wrong with the original.
         arguments = {} if block.raw_input is not None else dict(block.input)
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": arguments}
+    assert isinstance(block, ToolResultBlock), "reasoning blocks are not sent yet"
     result: dict[str, Any] = {
         "type": "tool_result",
         "tool_use_id": block.tool_use_id,

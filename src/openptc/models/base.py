@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from openptc.models.errors import ModelError
+from openptc.models.settings import DEFAULT_SETTINGS, ModelSettings
 
-__all__ = ["ModelError"]  # re-exported: it lived here first
+__all__ = ["ModelError", "ModelSettings"]  # re-exported: ModelError lived here first
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,31 @@ def tool_use_from_input(id_: str, name: str, value: object) -> ToolUseBlock:
     return ToolUseBlock(id_, name, {}, raw_input=raw, input_error=error)
 
 
-Block = TextBlock | ToolUseBlock | ToolResultBlock
+ReasoningWire = Literal["anthropic", "bedrock", "openai-responses", "openai-chat"]
+
+
+@dataclass(frozen=True)
+class ReasoningBlock:
+    """What a model thought before it answered, kept to be sent back as its API requires.
+
+    ``text`` is the readable reasoning (a summary with some providers; empty when all of it is
+    redacted or encrypted). The rest is opaque and goes back unchanged: ``signature`` (Anthropic,
+    Bedrock), ``redacted`` (Anthropic's ``redacted_thinking`` data, Bedrock's redacted content),
+    ``id`` and ``encrypted`` (an OpenAI Responses reasoning item). ``wire`` names the API that
+    made it: only that API takes it back, other adapters leave it out of their requests.
+    """
+
+    text: str
+    wire: ReasoningWire
+    signature: str | None = None
+    redacted: str | None = None
+    id: str | None = None
+    encrypted: str | None = None
+
+
+Block = TextBlock | ToolUseBlock | ToolResultBlock | ReasoningBlock
 Role = Literal["user", "assistant"]
-StopReason = Literal["end_turn", "tool_use", "max_tokens", "refusal"]
+StopReason = Literal["end_turn", "tool_use", "max_tokens", "refusal", "stop_sequence"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +130,10 @@ class Message:
     def results(self) -> tuple[ToolResultBlock, ...]:
         return tuple(b for b in self.content if isinstance(b, ToolResultBlock))
 
+    @property
+    def reasoning(self) -> tuple[ReasoningBlock, ...]:
+        return tuple(b for b in self.content if isinstance(b, ReasoningBlock))
+
 
 @dataclass(frozen=True)
 class ToolSpec:
@@ -124,12 +151,19 @@ class ToolSpec:
 
 @dataclass(frozen=True)
 class ModelUsage:
-    """Tokens the provider billed for one call."""
+    """Tokens the provider billed for one call.
+
+    ``input_tokens`` is fresh input only: cache reads and writes are counted apart, so the
+    three add up to what went in. ``reasoning_tokens`` are part of ``output_tokens``: as the
+    provider reports them, or (Anthropic, Bedrock, which do not) counted from the returned
+    reasoning text with the offline tokenizer.
+    """
 
     input_tokens: int
     output_tokens: int
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -154,6 +188,7 @@ class ModelRequest:
     tools: tuple[ToolSpec, ...] = ()
     max_tokens: int = 4096
     tool_choice: ToolChoice | None = None  # None: the provider's default (auto)
+    settings: ModelSettings = DEFAULT_SETTINGS
 
 
 @dataclass(frozen=True)
@@ -164,10 +199,15 @@ class ModelResponse:
     stop_reason: StopReason
     usage: ModelUsage | None
     model: str
+    stop_sequence: str | None = None  # which one, when ``stop_reason`` is "stop_sequence"
 
     @property
     def text(self) -> str:
         return self.to_message().text
+
+    @property
+    def reasoning(self) -> tuple[ReasoningBlock, ...]:
+        return self.to_message().reasoning
 
     @property
     def tool_uses(self) -> tuple[ToolUseBlock, ...]:
@@ -186,7 +226,8 @@ class Model(Protocol):
     """A chat model with tool use. ``label`` tells a human what is really answering.
 
     With ``on_text`` a model that can stream does, handing over text as it arrives; the
-    complete response is returned either way.
+    complete response is returned either way. ``aclose`` lets go of the connections the model
+    opened (a client passed in is borrowed, not closed).
     """
 
     @property
@@ -198,3 +239,12 @@ class Model(Protocol):
     async def generate(
         self, request: ModelRequest, *, on_text: TextSink | None = None
     ) -> ModelResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def close_model(model: object) -> None:
+    """``model.aclose()`` when it has one: models written before ``aclose`` need none."""
+    aclose = getattr(model, "aclose", None)
+    if aclose is not None:
+        await aclose()

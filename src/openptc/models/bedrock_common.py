@@ -318,6 +318,11 @@ class BedrockModelBase:
     def _turn(self) -> TurnBuilder:
         raise NotImplementedError
 
+    async def aclose(self) -> None:
+        """Close the boto3 client this model made (its connection pool); one passed in is
+        borrowed."""
+        self._clients.close()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.model_id!r})"
 

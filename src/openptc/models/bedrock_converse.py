@@ -21,6 +21,7 @@ from openptc.models.base import (
     ModelUsage,
     StopReason,
     TextBlock,
+    ToolResultBlock,
     ToolUseBlock,
     tool_use_from_input,
 )
@@ -42,6 +43,7 @@ def _converse_block(block: Block) -> dict[str, Any]:
     if isinstance(block, ToolUseBlock):
         sent = {} if block.input_error is not None else dict(block.input)
         return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": sent}}
+    assert isinstance(block, ToolResultBlock), "reasoning blocks are not sent yet"
     return {
         "toolResult": {
             "toolUseId": block.tool_use_id,

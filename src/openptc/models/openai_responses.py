@@ -31,6 +31,7 @@ from openptc.models.base import (
     StopReason,
     TextBlock,
     TextSink,
+    ToolResultBlock,
     ToolUseBlock,
 )
 from openptc.models.errors import ModelServerError
@@ -170,7 +171,7 @@ def responses_input(request: ModelRequest) -> list[ResponseInputItemParam]:
                         "arguments": call_arguments(block),
                     }
                 )
-            else:
+            elif isinstance(block, ToolResultBlock):
                 items.append(
                     {
                         "type": "function_call_output",

@@ -79,6 +79,9 @@ class ScriptedModel:
     def label(self) -> str:
         return self._label
 
+    async def aclose(self) -> None:
+        """Nothing to close: a scripted model opens no connection."""
+
     @property
     def requests(self) -> tuple[ModelRequest, ...]:
         """Every request this model received, for tests that check what the agent sent."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterable
 
 import tiktoken
 
@@ -17,6 +18,7 @@ from openptc.models.base import (
     Message,
     ModelRequest,
     ModelResponse,
+    ReasoningBlock,
     TextBlock,
     ToolSpec,
     ToolUseBlock,
@@ -45,7 +47,15 @@ def _block_text(block: Block) -> str:
         return block.text
     if isinstance(block, ToolUseBlock):
         return f"{block.name} {_compact(block.input)}"
+    if isinstance(block, ReasoningBlock):
+        return block.text
     return block.content
+
+
+def count_reasoning_tokens(blocks: Iterable[Block]) -> int:
+    """Tokens of the readable reasoning among ``blocks``, for providers that report none."""
+    texts = [b.text for b in blocks if isinstance(b, ReasoningBlock) and b.text]
+    return count_text("\n".join(texts)) if texts else 0
 
 
 def _spec_text(spec: ToolSpec) -> str:
