@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from openptc.models.base import (
     Message,
@@ -23,7 +23,6 @@ from openptc.models.base import (
     ModelRequest,
     ModelResponse,
     ModelSettings,
-    ReasoningBlock,
     TextSink,
     ToolResultBlock,
     ToolSpec,
@@ -37,6 +36,7 @@ from openptc.models.tokens import (
     count_text,
 )
 from openptc.prompts import CODE_TOOL_NAME, Mode, code_tool_spec, system_prompt
+from openptc.runs import RunResult, RunUsage, StopKind
 from openptc.sandbox.base import (
     Execution,
     Limits,
@@ -47,63 +47,7 @@ from openptc.sandbox.base import (
 )
 from openptc.tools import Toolbox
 
-StopKind = Literal[
-    "answered", "max_turns", "program_errors", "max_tokens", "refusal", "model_error"
-]
-TokenSource = Literal["provider", "tiktoken"]
-
-
-@dataclass(frozen=True)
-class RunUsage:
-    """What a run cost. Input tokens count the whole conversation sent on every model call.
-
-    ``tokens_counted`` is "provider" when every call reported usage, else "tiktoken" (the calls
-    without usage were counted with the offline tokenizer). ``input_tokens`` includes cache
-    reads and writes (tokens into the model all the same), which are also given apart:
-    ``fresh_input_tokens`` is the rest. ``reasoning_tokens`` are part of ``output_tokens``.
-    """
-
-    model_calls: int
-    input_tokens: int
-    output_tokens: int
-    tool_calls: int
-    executions: int
-    program_errors: int
-    wall_time_s: float
-    tokens_counted: TokenSource
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-
-    @property
-    def fresh_input_tokens(self) -> int:
-        """Input tokens read neither from nor into the prompt cache."""
-        return self.input_tokens - self.cache_read_tokens - self.cache_write_tokens
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """The answer and everything needed to audit how it was reached."""
-
-    answer: str
-    transcript: tuple[Message, ...]
-    usage: RunUsage
-    programs: tuple[str, ...]
-    executions: tuple[Execution, ...]
-    mode: Mode
-    model_label: str
-    stop: StopKind = "answered"
-
-    @property
-    def reasoning(self) -> tuple[str, ...]:
-        """The model's readable reasoning, one entry per reasoning block, in order (empty when
-        it did not reason, or the provider returned none of it as text)."""
-        return tuple(
-            b.text
-            for m in self.transcript
-            for b in m.content
-            if isinstance(b, ReasoningBlock) and b.text
-        )
+__all__ = ["Agent", "RunResult", "RunUsage", "StopKind"]  # results re-exported from ``runs``
 
 
 @dataclass

@@ -25,9 +25,11 @@ from openptc.demo import (
 )
 from openptc.doctor import diagnose
 from openptc.loading import load_toolbox
-from openptc.models import Model, ModelError, model_from_string
+from openptc.models import Model, ModelError, ModelSettings, Reasoning, model_from_string
+from openptc.models.base import close_model
 from openptc.prompts import Mode
 from openptc.recording import RecordingModel, replay_model
+from openptc.runs import usage_summary
 from openptc.scenarios.expense import QUESTION
 from openptc.tools import Toolbox
 
@@ -114,6 +116,15 @@ def _comparison_table(outcome: DemoOutcome) -> Table:
     usages = [run.result.usage for _, run in runs]
     table.add_row("model calls", *(str(u.model_calls) for u in usages))
     table.add_row("input tokens", *(f"{u.input_tokens:,}" for u in usages))
+    table.add_row(
+        "  of which cached (read / written)",
+        *(
+            f"{u.cache_read_tokens:,} / {u.cache_write_tokens:,}"
+            if u.tokens_counted == "provider"
+            else "n/a"  # counted offline: no cache
+            for u in usages
+        ),
+    )
     table.add_row("output tokens", *(f"{u.output_tokens:,}" for u in usages))
     table.add_row("tool calls", *(str(u.tool_calls) for u in usages))
     table.add_row("wall time", *(f"{u.wall_time_s:.2f} s" for u in usages))
@@ -153,10 +164,29 @@ def run(
     max_turns: Annotated[int, typer.Option(help="Most model calls in one run.")] = 40,
     stream: Annotated[bool, typer.Option(help="Print the model's text as it arrives.")] = True,
     show_programs: Annotated[bool, typer.Option(help="Print the programs it wrote.")] = False,
+    reasoning: Annotated[
+        str | None,
+        typer.Option(help="Reason first: an effort (minimal, low, medium, high) or a budget."),
+    ] = None,
+    show_reasoning: Annotated[
+        bool, typer.Option(help="Print the model's reasoning (dimmed) where it returns it.")
+    ] = False,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
+    cache: Annotated[
+        bool, typer.Option(help="Mark the stable prompt prefix for the provider's cache.")
+    ] = True,
 ) -> None:
     """Ask one question with your tools, in any mode, on any model."""
     if mode not in ("ptc", "direct", "hybrid"):
         raise typer.BadParameter("mode must be ptc, direct or hybrid", param_hint="--mode")
+    try:
+        settings = ModelSettings(
+            reasoning=Reasoning.parse(reasoning) if reasoning else None,
+            temperature=temperature,
+            cache=cache,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     try:
         if tools is None and mcp is None:
             tools = "openptc.scenarios.expense:make_tools"
@@ -173,9 +203,15 @@ def run(
         console.print(
             f"[dim]model: {chosen.label} | mode: {mode} | tools: {', '.join(box.names)}[/dim]"
         )
-        return Agent(chosen, box, mode=cast(Mode, mode), max_turns=max_turns)
+        return Agent(chosen, box, mode=cast(Mode, mode), max_turns=max_turns, settings=settings)
 
     async def ask() -> RunResult:
+        try:
+            return await ask_with_tools()
+        finally:
+            await close_model(chosen)
+
+    async def ask_with_tools() -> RunResult:
         """With --mcp, the servers start before the stubs are written and stop with the run."""
         if mcp is None:
             assert toolbox is not None
@@ -204,18 +240,18 @@ def run(
         console.print(result.answer, style="red", markup=False, highlight=False)
     elif not stream:
         console.print(result.answer, markup=False)
+    if show_reasoning:
+        for number, thought in enumerate(result.reasoning, 1):
+            console.print(
+                Panel(escape(thought), title=f"reasoning {number}", style="dim", expand=False)
+            )
     if show_programs:
         for number, program in enumerate(result.programs, 1):
             console.print(
                 Panel(Syntax(program, "python", word_wrap=True), title=f"program {number}")
             )
-    usage = result.usage
-    console.print(
-        f"[dim]{usage.model_calls} model calls, {usage.input_tokens:,} input / "
-        f"{usage.output_tokens:,} output tokens ({usage.tokens_counted}), "
-        f"{usage.tool_calls} tool calls, {usage.executions} programs, "
-        f"{usage.wall_time_s:.1f} s; stopped: {result.stop}[/dim]"
-    )
+    summary = f"{usage_summary(result.usage)}; stopped: {result.stop}"
+    console.print(summary, style="dim", markup=False, highlight=False)
     if record is not None:
         console.print(f"[dim]transcript saved to {record}[/dim]")
     if result.stop != "answered":

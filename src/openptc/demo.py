@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from openptc.agent import Agent, RunResult
-from openptc.models import TextSink, model_from_string
+from openptc.models import TextSink
 from openptc.sandbox.local import LocalSandbox
 from openptc.scenarios import expense
 from openptc.tools import Toolbox
@@ -78,14 +78,15 @@ async def run_expense_audit(
     """Run the expense audit in ptc mode, and in direct mode unless told not to."""
     data = expense.ExpenseData(seed=seed)
     toolbox = Toolbox(expense.make_tools(data, latency=latency_s))
-    async with LocalSandbox(pool_size=1) as sandbox:
-        ptc = await Agent(model_from_string(model), toolbox, sandbox, mode="ptc").run(
-            expense.QUESTION, on_text=on_text
-        )
+    async with (
+        LocalSandbox(pool_size=1) as sandbox,
+        Agent(model, toolbox, sandbox, mode="ptc") as agent,
+    ):
+        ptc = await agent.run(expense.QUESTION, on_text=on_text)
     direct_outcome: ModeOutcome | None = None
     if direct:
-        agent = Agent(model_from_string(model), toolbox, mode="direct", max_turns=DIRECT_MAX_TURNS)
-        result = await agent.run(expense.QUESTION)
+        async with Agent(model, toolbox, mode="direct", max_turns=DIRECT_MAX_TURNS) as agent:
+            result = await agent.run(expense.QUESTION)
         direct_outcome = ModeOutcome(result, expense.is_correct(result.answer, data))
     return DemoOutcome(
         question=expense.QUESTION,

@@ -20,8 +20,8 @@ from openptc.models.base import (
     ToolUseBlock,
 )
 from openptc.models.resolve import model_from_string
-from openptc.models.settings import ModelSettings, Reasoning, UnsupportedSetting
 from openptc.models.scripted import SCRIPTED_LABEL, Policy, ScriptedModel, Turn
+from openptc.models.settings import ModelSettings, Reasoning, UnsupportedSetting
 from openptc.models.tokens import count_request_tokens, count_response_tokens
 
 __all__ = [

@@ -1,13 +1,16 @@
 """Anthropic Messages API through the official ``anthropic`` SDK.
 
 Translates the normalized request to the Messages wire format and the reply (or its stream of
-events) back, through ``anthropic_wire`` (shared with Bedrock's InvokeModel). The SDK's own
+events) back, through ``anthropic_wire`` (shared with Bedrock's InvokeModel); betas a setting
+needs (interleaved thinking) travel in the ``anthropic-beta`` header. The SDK's own
 retries are off: ``retry.with_retries`` is the only policy, so a 429 or an overload behaves as
 with every other provider. Credentials come from the SDK's usual configuration
 (``ANTHROPIC_API_KEY``) unless passed; they are never logged or put in a message.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import anthropic
 
@@ -29,6 +32,10 @@ from openptc.models.retry import RetryPolicy, ShownText, with_retries
 PROVIDER = "anthropic"
 ANTHROPIC_URL = "https://api.anthropic.com"
 DEFAULT_RETRY = RetryPolicy()
+_SDK_NAMED = frozenset(
+    {"max_tokens", "messages", "system", "tools", "tool_choice", "thinking", "metadata"}
+    | {"stop_sequences", "output_config"}
+)
 
 # An error event inside a 200 stream carries no HTTP status; its type says what it would be.
 _STATUS_OF_ERROR_TYPE = {
@@ -94,27 +101,45 @@ class AnthropicModel:
         self, request: ModelRequest, *, on_text: TextSink | None = None
     ) -> ModelResponse:
         shown = ShownText(on_text) if on_text is not None else None
+        arguments = self._arguments(request)  # a setting the API refuses fails here, unsent
 
         async def attempt() -> ModelResponse:
             if shown is None:
-                return await self._create(request)
-            return await self._stream(request, shown)
+                return await self._create(arguments)
+            return await self._stream(arguments, shown)
 
         return await with_retries(attempt, self._retry, shown=shown)
 
-    async def _create(self, request: ModelRequest) -> ModelResponse:
+    def _arguments(self, request: ModelRequest) -> dict[str, Any]:
+        """``messages.create`` keyword arguments, but ``stream``.
+
+        Fields the SDK does not name (``temperature``, ``top_p`` and ``top_k``, which it
+        dropped from its signature in 1.0 while the API still takes them on the models that
+        sample; anything in ``settings.extra``) travel in ``extra_body``: the same JSON.
+        """
+        body = anthropic_wire.request_body(request, provider=PROVIDER)
+        arguments: dict[str, Any] = {
+            "model": self._model,
+            **{k: v for k, v in body.items() if k in _SDK_NAMED},
+            # Explicit, so the SDK does not refuse a large max_tokens without streaming.
+            "timeout": self._timeout_s,
+        }
+        unnamed = {k: v for k, v in body.items() if k not in _SDK_NAMED}
+        if unnamed:
+            arguments["extra_body"] = unnamed
+        betas = anthropic_wire.beta_flags(request.settings)
+        if betas:
+            arguments["extra_headers"] = {"anthropic-beta": ",".join(betas)}
+        return arguments
+
+    async def _create(self, arguments: dict[str, Any]) -> ModelResponse:
         try:
-            message: anthropic.types.Message = await self._client.messages.create(
-                model=self._model,
-                **anthropic_wire.request_body(request),
-                # Explicit, so the SDK does not refuse a large max_tokens without streaming.
-                timeout=self._timeout_s,
-            )
+            message: anthropic.types.Message = await self._client.messages.create(**arguments)
         except (anthropic.AnthropicError, TypeError) as exc:
             raise self._translate(exc) from exc
         return anthropic_wire.response(message.to_dict(warnings=False), message.model)
 
-    async def _stream(self, request: ModelRequest, on_text: TextSink) -> ModelResponse:
+    async def _stream(self, arguments: dict[str, Any], on_text: TextSink) -> ModelResponse:
         """Stream with ``create(stream=True)`` and assemble the turn from the raw events.
 
         Not ``messages.stream()``: its accumulator raises on tool input that is not valid JSON,
@@ -123,12 +148,7 @@ class AnthropicModel:
         turn = anthropic_wire.StreamedTurn()
         try:
             events: anthropic.AsyncStream[anthropic.types.RawMessageStreamEvent]
-            events = await self._client.messages.create(
-                model=self._model,
-                **anthropic_wire.request_body(request),
-                stream=True,
-                timeout=self._timeout_s,
-            )
+            events = await self._client.messages.create(**arguments, stream=True)
             async with events:
                 async for event in events:
                     text = turn.add(event.to_dict(warnings=False))

@@ -16,7 +16,7 @@ Mapping decisions, shared by both APIs:
 - Converse refuses ``toolUse``/``toolResult`` blocks without a ``toolConfig`` (and Anthropic
   without ``tools``), so a request without tools whose history holds tool calls declares the
   tools named there, as inert placeholders (``offered_tools``);
-- ``stop_sequence`` -> end_turn, ``model_context_window_exceeded`` -> max_tokens,
+- ``stop_sequence`` -> stop_sequence, ``model_context_window_exceeded`` -> max_tokens,
   ``guardrail_intervened``/``content_filtered`` -> refusal; ``malformed_tool_use`` and
   ``malformed_model_output`` -> tool_use when a tool use came back (its input error is fed back),
   else a retryable ``ModelServerError``: the text would be a broken answer, a new sample may not.
@@ -114,6 +114,15 @@ def stop_reason(reason: str | None, blocks: Sequence[Block]) -> StopReason:
             status=None,
         )
     return anthropic_wire.stop_reason(reason, blocks)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request in the API's words, made once before the first attempt: a setting the
+    model cannot take fails there, before anything is sent, and is not retried."""
+
+    kwargs: dict[str, Any]
+    request: ModelRequest
 
 
 class TurnBuilder(Protocol):
@@ -277,20 +286,21 @@ class BedrockModelBase:
         self, request: ModelRequest, *, on_text: TextSink | None = None
     ) -> ModelResponse:
         shown = ShownText(on_text) if on_text is not None else None
+        call = Call(self._prepare(request), request)
 
         async def attempt() -> ModelResponse:
             try:
                 if shown is None:
-                    return await asyncio.to_thread(self._complete, request)
-                return await self._stream(request, shown)
+                    return await asyncio.to_thread(self._complete, call)
+                return await self._stream(call, shown)
             except _SDK_ERRORS as exc:
                 raise _model_error(exc, self._where()) from exc
 
         return await with_retries(attempt, self._retry, shown=shown)
 
-    async def _stream(self, request: ModelRequest, on_text: TextSink) -> ModelResponse:
-        events = await asyncio.to_thread(self._open_stream, request)
-        iterator, turn = iter(events), self._turn()
+    async def _stream(self, call: Call, on_text: TextSink) -> ModelResponse:
+        events = await asyncio.to_thread(self._open_stream, call)
+        iterator, turn = iter(events), self._turn(call)
         try:
             # One thread hop per event, so on_text runs on the event loop and may raise.
             while (event := await asyncio.to_thread(_next, iterator)) is not None:
@@ -309,13 +319,18 @@ class BedrockModelBase:
         return turn.response(self.model_id)
 
     # What each API does differently.
-    def _complete(self, request: ModelRequest) -> ModelResponse:
+    def _prepare(self, request: ModelRequest) -> dict[str, Any]:
+        """The call's keyword arguments; raises ``UnsupportedSetting`` for what the model
+        cannot take."""
         raise NotImplementedError
 
-    def _open_stream(self, request: ModelRequest) -> Any:
+    def _complete(self, call: Call) -> ModelResponse:
         raise NotImplementedError
 
-    def _turn(self) -> TurnBuilder:
+    def _open_stream(self, call: Call) -> Any:
+        raise NotImplementedError
+
+    def _turn(self, call: Call) -> TurnBuilder:
         raise NotImplementedError
 
     async def aclose(self) -> None:
@@ -332,6 +347,7 @@ __all__ = [
     "MALFORMED_STOPS",
     "PROVIDER",
     "BedrockModelBase",
+    "Call",
     "TurnBuilder",
     "offered_tools",
     "stop_reason",

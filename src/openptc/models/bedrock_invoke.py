@@ -1,8 +1,20 @@
 """An Anthropic model on Bedrock through InvokeModel with the native Messages body.
 
 Behind ``bedrock-invoke:`` model strings. The body, reply and stream events are mapped by
-``anthropic_wire``, as for Anthropic's own API; this module adds ``anthropic_version``, the tool
-placeholders and stop reasons of ``bedrock_common``, and the event stream's ``chunk.bytes``.
+``anthropic_wire`` (settings, thinking blocks, cache marks, stop sequences included), as for
+Anthropic's own API; this module adds what Bedrock does differently:
+
+- ``anthropic_version`` in the body, no ``model`` (it is in the path) and no ``stream``;
+- betas go in the body's ``anthropic_beta`` list, not an ``anthropic-beta`` header;
+- the model id says what the model takes (``bedrock_models``), as for Converse: a temperature
+  with a top_p is refused on Claude 4.5 and later, which take one of the two; thinking is
+  refused before any request on a Claude model without it; a model that takes only adaptive
+  thinking (or 4.6 asked with an effort) gets ``{"type": "adaptive"}`` with
+  ``output_config.effort`` instead of a budget, and no interleaved-thinking beta (adaptive
+  thinking interleaves by itself; Claude 3.7 has no such beta); a model without prompt caching
+  on Bedrock gets no ``cache_control`` marks, which would fail its request;
+- the tool placeholders and stop reasons of ``bedrock_common``, and the event stream's
+  ``chunk.bytes``.
 """
 
 from __future__ import annotations
@@ -15,18 +27,59 @@ from openptc.models import anthropic_wire
 from openptc.models.base import ModelRequest, ModelResponse
 from openptc.models.bedrock_common import (
     BedrockModelBase,
+    Call,
     TurnBuilder,
     offered_tools,
     stop_reason,
 )
+from openptc.models.bedrock_models import bedrock_model, claude_thinking, prompt_cache_places
+from openptc.models.bedrock_settings import check_temperature_and_top_p
+from openptc.models.settings import UnsupportedSetting
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 
 
-def invoke_body(request: ModelRequest) -> dict[str, Any]:
-    """The native Anthropic Messages body InvokeModel takes (no ``model``, no ``stream``)."""
-    body = anthropic_wire.request_body(request, offered_tools(request))
+def invoke_body(model_id: str, request: ModelRequest) -> dict[str, Any]:
+    """The native Anthropic Messages body InvokeModel takes for ``model_id``; raises
+    ``UnsupportedSetting`` for what the model cannot take."""
+    where = f"Bedrock InvokeModel for {model_id!r}"
+    body = anthropic_wire.request_body(request, offered_tools(request), provider=where)
+    betas = list(anthropic_wire.beta_flags(request.settings))
+    reasoning, model = request.settings.reasoning, bedrock_model(model_id)
+    check_temperature_and_top_p(model, request, where)
+    if reasoning is not None and model.is_claude and "thinking" not in request.settings.extra:
+        style = claude_thinking(model)
+        if style == "none":
+            raise UnsupportedSetting(
+                "reasoning",
+                where,
+                "this Claude model has no extended thinking (Claude 3.7 Sonnet and Claude 4 "
+                "and later have it)",
+            )
+        if style == "adaptive" or (style == "both" and reasoning.effort is not None):
+            level = "low" if reasoning.level() == "minimal" else reasoning.level()
+            body["thinking"] = {"type": "adaptive"}
+            body["output_config"] = {"effort": level}
+            betas = []
+        elif (model.claude_version or (4, 0)) < (4, 0):
+            betas = []
+    if not prompt_cache_places(model_id):
+        _unmark_cache(body)
+    if betas:
+        body["anthropic_beta"] = betas
     return {"anthropic_version": ANTHROPIC_VERSION, **body}
+
+
+def _unmark_cache(body: dict[str, Any]) -> None:
+    """Take out the ``cache_control`` marks ``anthropic_wire`` put on tools, system, blocks."""
+    marked: list[dict[str, Any]] = [*body.get("tools", [])]
+    if isinstance(body.get("system"), list):
+        marked += body["system"]
+    for message in body.get("messages", []):
+        if isinstance(message["content"], list):
+            marked += message["content"]
+    for item in marked:
+        item.pop("cache_control", None)
 
 
 def anthropic_response(message: Mapping[str, Any], model_id: str) -> ModelResponse:
@@ -52,22 +105,22 @@ class BedrockInvokeModel(BedrockModelBase):
     prefix = "bedrock-invoke"
     api = "InvokeModel"
 
-    def _body(self, request: ModelRequest) -> dict[str, Any]:
+    def _prepare(self, request: ModelRequest) -> dict[str, Any]:
         return {
             "modelId": self.model_id,
-            "body": json.dumps(invoke_body(request)).encode(),
+            "body": json.dumps(invoke_body(self.model_id, request)).encode(),
             "contentType": "application/json",
             "accept": "application/json",
         }
 
-    def _complete(self, request: ModelRequest) -> ModelResponse:
-        response = self.client().invoke_model(**self._body(request))
+    def _complete(self, call: Call) -> ModelResponse:
+        response = self.client().invoke_model(**call.kwargs)
         return anthropic_response(json.loads(response["body"].read()), self.model_id)
 
-    def _open_stream(self, request: ModelRequest) -> Any:
-        return self.client().invoke_model_with_response_stream(**self._body(request))["body"]
+    def _open_stream(self, call: Call) -> Any:
+        return self.client().invoke_model_with_response_stream(**call.kwargs)["body"]
 
-    def _turn(self) -> TurnBuilder:
+    def _turn(self, call: Call) -> TurnBuilder:
         return _InvokeTurn()
 
 

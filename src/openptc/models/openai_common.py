@@ -9,6 +9,8 @@ and are never put in a message.
 Usage: OpenAI counts cached prompt tokens *inside* ``prompt_tokens``/``input_tokens``; the agent
 adds ``cache_read_tokens`` and ``cache_write_tokens`` on top of ``input_tokens``, so
 ``ModelUsage.input_tokens`` is the uncached remainder and the sum is what the provider billed.
+Reasoning tokens are part of the output count, as OpenAI reports them; a server that returns
+reasoning text without a count (vLLM, Ollama) has it counted with the offline tokenizer.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import openai
 
 from openptc.models.base import (
+    Block,
     ModelRequest,
     ModelResponse,
     ModelUsage,
@@ -42,6 +45,7 @@ from openptc.models.errors import (
     retry_after_from_headers,
 )
 from openptc.models.retry import RetryPolicy, ShownText, with_retries
+from openptc.models.tokens import count_reasoning_tokens
 
 # openptc's tool-choice modes in OpenAI's words (a named tool is an object of its own).
 OPENAI_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
@@ -228,10 +232,22 @@ def tool_use(call_id: str | None, name: str, arguments: str) -> ToolUseBlock:
     return tool_use_from_input(call_id or f"call_{uuid.uuid4().hex[:24]}", name, arguments)
 
 
-def split_usage(prompt: int, output: int, cached: int | None, written: int | None) -> ModelUsage:
-    """Split OpenAI's inclusive prompt count so that the agent's sum counts each token once."""
+def split_usage(
+    prompt: int,
+    output: int,
+    cached: int | None,
+    written: int | None,
+    reasoning: int | None = None,
+    blocks: Iterable[Block] = (),
+) -> ModelUsage:
+    """Split OpenAI's inclusive prompt count so that the agent's sum counts each token once.
+
+    ``reasoning`` is the provider's count; when it gave none (or a zero that reasoning text in
+    ``blocks`` belies), the returned reasoning text is counted instead.
+    """
     read, write = cached or 0, written or 0
-    return ModelUsage(max(0, prompt - read - write), output, read, write)
+    thought = reasoning or min(output, count_reasoning_tokens(blocks))
+    return ModelUsage(max(0, prompt - read - write), output, read, write, thought)
 
 
 __all__ = [

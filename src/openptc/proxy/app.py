@@ -2,9 +2,9 @@
 
 ``create_app`` picks the record store (memory or Redis), the sandbox (local or remote) and the
 backend models from the config unless given them, starts them before the first request and
-closes what it opened at shutdown. The store is watched (``store_watch``: an outage is a 503,
-logged once) and the app gated (``drain``: refused while draining). The handlers themselves
-are in ``routes``.
+closes what it opened at shutdown (the backend models included: each holds its connections).
+The store is watched (``store_watch``: an outage is a 503, logged once) and the app gated
+(``drain``: refused while draining). The handlers themselves are in ``routes``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from openptc.logs import install_request_ids
-from openptc.models.base import Model
+from openptc.models.base import Model, close_model
 from openptc.models.resolve import model_from_string
 from openptc.proxy.config import ProxyConfig
 from openptc.proxy.containers import ContainerManager
@@ -35,15 +35,28 @@ from openptc.sandbox.choice import make_sandbox
 log = logging.getLogger("openptc.proxy")
 
 
-def _cached_models() -> Callable[[str], Model]:
-    models: dict[str, Model] = {}
+class BackendModels:
+    """The backend model of each model string, made once on first use and closed at shutdown."""
 
-    def model_for(spec: str) -> Model:
-        if spec not in models:
-            models[spec] = model_from_string(spec)
-        return models[spec]
+    def __init__(self, make: Callable[[str], Model]) -> None:
+        self._make = make
+        self._models: dict[str, Model] = {}
 
-    return model_for
+    def __call__(self, spec: str) -> Model:
+        if spec not in self._models:
+            self._models[spec] = self._make(spec)
+        return self._models[spec]
+
+    async def aclose(self) -> None:
+        """Close every model made (one serving several strings once); a failure is logged and
+        the others are still closed."""
+        models = list({id(m): m for m in self._models.values()}.values())
+        self._models.clear()
+        for model in models:
+            try:
+                await close_model(model)
+            except Exception:
+                log.exception("closing a backend model failed", extra={"model": model.name})
 
 
 def create_app(
@@ -53,8 +66,10 @@ def create_app(
     sandbox: Sandbox | None = None,
     model_for: Callable[[str], Model] | None = None,
 ) -> Starlette:
-    """The proxy as an ASGI app. ``store``, ``sandbox`` and ``model_for`` default to what
-    ``config`` says (memory or Redis, a local sandbox, model strings)."""
+    """The proxy as an ASGI app. ``store`` and ``sandbox`` default to what ``config`` says
+    (memory or Redis, a local sandbox) and are closed at shutdown only then. ``model_for``
+    makes the backend for a model string (by default from the string itself): it is called
+    once per string, and the app closes what it returns at shutdown."""
     holder: dict[str, ProxyState] = {}
     drain = Drain()  # flipped by ``serve.DrainingServer`` on SIGTERM
     install_request_ids(log)
@@ -73,7 +88,8 @@ def create_app(
         watched = WatchedStore(chosen_store)
         await watched.check_at_startup()  # an outage, or a Redis that persists nothing: said now
         containers = ContainerManager(config, watched, chosen_sandbox)
-        runner = TurnRunner(config, containers, model_for or _cached_models())
+        models = BackendModels(model_for or model_from_string)
+        runner = TurnRunner(config, containers, models)
         forwarder = Forwarder(config.advertise_url) if config.advertise_url else None
         holder["state"] = ProxyState(config, containers, runner, chosen_sandbox, watched, forwarder)
         containers.start()
@@ -82,6 +98,7 @@ def create_app(
             yield
         finally:
             await containers.aclose()
+            await models.aclose()
             if forwarder is not None:
                 await forwarder.aclose()
             if sandbox is None:

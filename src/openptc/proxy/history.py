@@ -4,7 +4,9 @@ The client sends the whole history each time, echoing our blocks back. The backe
 it as ordinary tool use: a ``server_tool_use`` (code_execution) is a call of its code tool, the
 matching ``code_execution_tool_result`` is that call's result, and the programmatic
 ``tool_use``/``tool_result`` pairs in between are never shown to it — that is the point of PTC.
-The API's own rules about tool results are enforced here, with its own wording.
+The backend's reasoning, shown as ``thinking`` blocks, comes back as the very blocks it issued
+(``proxy.reasoning``). Consecutive turns of one role are read as one turn, as the API does,
+before its rules about tool results are enforced here, with its own wording.
 """
 
 from __future__ import annotations
@@ -12,8 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from openptc.models.base import Block, Message, TextBlock, ToolResultBlock, ToolUseBlock
+from openptc.models.base import (
+    Block,
+    Message,
+    ReasoningBlock,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 from openptc.proxy.errors import invalid
+from openptc.proxy.reasoning import from_content
 from openptc.proxy.wire import (
     CODE_TOOL_NAME,
     CodeCaller,
@@ -85,6 +95,54 @@ class _Builder:
         else:
             self.messages.append(Message("user" if role == "user" else "assistant", (block,)))
 
+    def add_moved(self, block: ReasoningBlock) -> None:
+        """Reasoning shown after the text it preceded goes back before it: after the turn's
+        leading reasoning, where the backend put it."""
+        last = self.messages[-1] if self.messages else None
+        if last is None or last.role != "assistant":
+            self.add("assistant", block)
+            return
+        at = 0
+        while at < len(last.content) and isinstance(last.content[at], ReasoningBlock):
+            at += 1
+        self.messages[-1] = Message(last.role, (*last.content[:at], block, *last.content[at:]))
+
+
+@dataclass
+class _Turn:
+    """Consecutive messages of one role, read as one turn (``index``: its first message)."""
+
+    role: str
+    index: int
+    blocks: list[tuple[str, Any]]  # each block with where it is in the request
+    indexes: list[int]
+
+    def merged(self) -> str:
+        """Says so when the turn is several messages: the client may not know the rule."""
+        if len(self.indexes) == 1:
+            return ""
+        listed = ", ".join(f"messages.{i}" for i in self.indexes)
+        return f" ({listed} are consecutive {self.role} messages, read as one turn)"
+
+
+def _merged(messages: list[MessageParam]) -> list[_Turn]:
+    turns: list[_Turn] = []
+    last = len(messages) - 1
+    for index, message in enumerate(messages):
+        blocks = message.blocks()
+        if _empty(blocks) and not (index == last and message.role == "assistant"):
+            raise invalid(
+                f"messages.{index}: all messages must have non-empty content except for the "
+                "optional final assistant message"
+            )
+        located = [(f"messages.{index}.content.{i}", b) for i, b in enumerate(blocks)]
+        if turns and turns[-1].role == message.role:
+            turns[-1].blocks += located
+            turns[-1].indexes.append(index)
+        else:
+            turns.append(_Turn(message.role, index, located, [index]))
+    return turns
+
 
 def _result_text(block: ToolResultContent, index: int, programmatic: bool) -> str:
     if programmatic and isinstance(block.content, list):
@@ -110,27 +168,22 @@ def read_conversation(messages: list[MessageParam]) -> Conversation:
     open_programs: set[str] = set()  # server_tool_use ids without a result yet
     expected: dict[str, bool] = {}  # tool_use ids of the last assistant turn -> programmatic?
     pending: PendingProgram | None = None
-    last = len(messages) - 1
-    for index, message in enumerate(messages):
-        blocks = message.blocks()
-        if _empty(blocks) and not (index == last and message.role == "assistant"):
-            raise invalid(
-                f"messages.{index}: all messages must have non-empty content except for the "
-                "optional final assistant message"
-            )
-        if message.role == "assistant":
+    turns = _merged(messages)
+    for position, turn in enumerate(turns):
+        index = turn.index
+        if turn.role == "assistant":
             _check_answered(expected, index)
             expected = {}
-            for block in blocks:
-                _read_assistant_block(block, builder, code_calls, open_programs, expected)
+            for where, block in turn.blocks:
+                _read_assistant_block(block, where, builder, code_calls, open_programs, expected)
             continue
         answers: dict[str, tuple[str, bool]] = {}
         has_other = False
-        for block in blocks:
+        for where, block in turn.blocks:
             if isinstance(block, ToolResultContent):
                 if block.tool_use_id not in expected:
                     raise invalid(
-                        f"messages.{index}.content: unexpected `tool_use_id` found in "
+                        f"{where}: unexpected `tool_use_id` found in "
                         f"`tool_result` blocks: {block.tool_use_id}. Each `tool_result` block "
                         "must have a corresponding `tool_use` block in the previous message."
                     )
@@ -156,19 +209,19 @@ def read_conversation(messages: list[MessageParam]) -> Conversation:
                     f"messages.{index}: a user message cannot contain {block.type} blocks"
                 )
         if answers and has_other:
-            raise invalid(ONLY_TOOL_RESULTS.format(index=index))
+            raise invalid(ONLY_TOOL_RESULTS.format(index=index) + turn.merged())
         _check_answered(expected, index)
         expected = {}
         if answers:
             program = code_calls[next(iter(answers))]
-            if index == last and program in open_programs:
+            if position == len(turns) - 1 and program in open_programs:
                 pending = PendingProgram(program, answers)
     if not builder.messages:
         raise invalid("messages: there is nothing for the model to answer")
     if messages[-1].role == "assistant" and expected:
         raise invalid(
-            f"messages.{last}: the last message has `tool_use` blocks without results; "
-            "answer them with `tool_result` blocks in a user message"
+            f"messages.{len(messages) - 1}: the last message has `tool_use` blocks without "
+            "results; answer them with `tool_result` blocks in a user message"
         )
     return Conversation(builder.messages, pending)
 
@@ -190,6 +243,7 @@ def _check_answered(expected: dict[str, bool], index: int) -> None:
 
 def _read_assistant_block(
     block: Any,
+    where: str,
     builder: _Builder,
     code_calls: dict[str, str],
     open_programs: set[str],
@@ -219,6 +273,10 @@ def _read_assistant_block(
             expected[block.id] = False
             builder.add("assistant", ToolUseBlock(block.id, block.name, dict(block.input)))
     elif isinstance(block, ThinkingContent | RedactedThinkingContent):
-        return  # the backend's own reasoning is not replayed
+        reasoning, moved = from_content(block, where)
+        if moved:
+            builder.add_moved(reasoning)
+        else:
+            builder.add("assistant", reasoning)
     else:
         raise invalid(f"an assistant message cannot contain {block.type} blocks")

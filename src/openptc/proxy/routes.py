@@ -41,7 +41,7 @@ from openptc.proxy.request_parsing import (
 from openptc.proxy.store_watch import WatchedStore
 from openptc.proxy.tooling import read_tools
 from openptc.proxy.turn_events import STARTED
-from openptc.proxy.turn_responses import collect_message, pump_events, stream_events
+from openptc.proxy.turn_responses import collect_message, opening, pump_events, stream_events
 from openptc.proxy.turns import TurnRunner
 from openptc.proxy.wire import (
     CountTokensRequest,
@@ -160,8 +160,13 @@ class Api:
                 pump = asyncio.create_task(pump_events(events, queue, request_id))
                 self._pumps.add(pump)
                 pump.add_done_callback(self._pumps.discard)
+                try:
+                    opened = await opening(queue)
+                except asyncio.CancelledError:
+                    pump.cancel()  # nobody will read the stream
+                    raise
                 return StreamingResponse(
-                    stream_events(queue, pump, message_id, parsed.model, request_id),
+                    stream_events(queue, pump, message_id, parsed.model, request_id, opened),
                     media_type="text/event-stream",
                     headers={"cache-control": "no-cache"},
                 )

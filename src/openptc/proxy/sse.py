@@ -1,9 +1,11 @@
 """Server-sent events in the order the SDK's stream helpers expect.
 
 ``message_start`` (empty content), then per block ``content_block_start`` / ``_delta`` /
-``_stop`` (tool inputs as ``input_json_delta``, result blocks whole in their start event), then
-``message_delta`` (stop reason, container, cumulative usage) and ``message_stop``. Every frame
-names its event: the SDK skips frames without one.
+``_stop`` (tool inputs as ``input_json_delta``; thinking as ``thinking_delta`` then one
+``signature_delta`` just before its stop, as the API sends them; redacted thinking and result
+blocks whole in their start event), then ``message_delta`` (stop reason and sequence, container,
+cumulative usage) and ``message_stop``. Every frame names its event: the SDK skips frames
+without one.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import Any
 
 from openptc.proxy.wire import (
     CodeExecutionToolResultContent,
+    RedactedThinkingContent,
     ResponseBlock,
     ServerToolUseContent,
     TextContent,
+    ThinkingContent,
     ToolUseContent,
 )
 
@@ -54,11 +58,18 @@ def block_events(index: int, block: ResponseBlock) -> list[bytes]:
             {"type": "text_delta", "text": block.text[i : i + TEXT_CHUNK]}
             for i in range(0, len(block.text), TEXT_CHUNK)
         ]
+    elif isinstance(block, ThinkingContent):
+        data["thinking"], data["signature"] = "", ""
+        deltas = [
+            {"type": "thinking_delta", "thinking": block.thinking[i : i + TEXT_CHUNK]}
+            for i in range(0, len(block.thinking), TEXT_CHUNK)
+        ]
+        deltas.append({"type": "signature_delta", "signature": block.signature})
     elif isinstance(block, ToolUseContent | ServerToolUseContent):
         data["input"] = {}
         if block.input:
             deltas = [{"type": "input_json_delta", "partial_json": json.dumps(block.input)}]
-    elif not isinstance(block, CodeExecutionToolResultContent):
+    elif not isinstance(block, CodeExecutionToolResultContent | RedactedThinkingContent):
         raise TypeError(f"cannot stream a {type(block).__name__}")
     events = [
         frame(
@@ -95,9 +106,12 @@ def block_stop(index: int) -> bytes:
 
 
 def message_end(
-    stop_reason: str, usage: dict[str, Any], container: dict[str, Any] | None
+    stop_reason: str,
+    usage: dict[str, Any],
+    container: dict[str, Any] | None,
+    stop_sequence: str | None = None,
 ) -> list[bytes]:
-    delta: dict[str, Any] = {"stop_reason": stop_reason, "stop_sequence": None}
+    delta: dict[str, Any] = {"stop_reason": stop_reason, "stop_sequence": stop_sequence}
     if container is not None:
         delta["container"] = container
     return [

@@ -16,6 +16,7 @@ class TurnEnd:
     stop_reason: StopReason
     usage: Usage
     container: Container | None
+    stop_sequence: str | None = None  # which one, when ``stop_reason`` is "stop_sequence"
 
 
 @dataclass(frozen=True)

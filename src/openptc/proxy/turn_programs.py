@@ -46,6 +46,20 @@ def execution_result(execution: Execution, notice: str | None) -> CodeExecutionR
     )
 
 
+def restore_reasoning(messages: list[Message], record: ProgramRecord) -> None:
+    """The backend gets its reasoning back with its program's result (its API may refuse the
+    tool loop without it), even when the client's history left it out: from the record."""
+    if not record.reasoning:
+        return
+    for index, message in enumerate(messages):
+        uses = message.tool_uses if message.role == "assistant" else ()
+        if any(u.id == record.server_tool_use_id for u in uses):
+            if not message.reasoning:
+                restored = tuple(r.block() for r in record.reasoning)
+                messages[index] = Message("assistant", (*restored, *message.content))
+            return
+
+
 def record_signatures(record: ProgramRecord) -> list[ToolSignature]:
     """The client tools a program may call, as recorded when it started."""
     return [ToolSignature(n, tuple(p)) for n, p in record.tools.items()]
@@ -87,6 +101,7 @@ class TurnPrograms:
                 "`tool_use` ids were found without `tool_result` blocks immediately after: "
                 f"{', '.join(missing)}. Every pending call of the program needs its result."
             )
+        restore_reasoning(turn.conversation.messages, record)
         program = live
         if program is None:  # not live here: re-run it with every result given so far
             for call in record.calls:

@@ -47,6 +47,7 @@ async def collect_message(
         model=model,
         content=blocks,
         stop_reason=end.stop_reason,
+        stop_sequence=end.stop_sequence,
         usage=end.usage,
         container=end.container,
     )
@@ -71,22 +72,42 @@ async def pump_events(
         request_id_var.reset(token)
 
 
+async def opening(queue: asyncio.Queue[object]) -> list[object]:
+    """The pumped turn's first event, when it comes within a ping interval. A turn that fails
+    before showing anything (a setting the backend refuses, say) is then answered with its
+    error's HTTP status, as the API refuses a request, not as an event in a stream that began
+    with 200; the client hears from the proxy within a ping interval either way."""
+    try:
+        item = await asyncio.wait_for(queue.get(), PING_INTERVAL_S)
+    except TimeoutError:
+        return []
+    if isinstance(item, Exception):
+        raise item
+    return [item]
+
+
 async def stream_events(
     queue: asyncio.Queue[object],
     pump: asyncio.Task[None],
     message_id: str,
     model: str,
     request_id: str,
+    opened: list[object] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The pumped events as server-sent events; leaving early cancels the pump."""
+    """The pumped events (after those ``opened`` took) as server-sent events; leaving early
+    cancels the pump."""
     token = request_id_var.set(request_id)
     index = 0
     text_open = False  # a text block streaming from the backend, not yet closed
+    taken = list(opened or ())
     try:
         yield sse.message_start(message_id, model)
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), PING_INTERVAL_S)
+                if taken:
+                    item = taken.pop(0)
+                else:
+                    item = await asyncio.wait_for(queue.get(), PING_INTERVAL_S)
             except TimeoutError:
                 yield sse.ping()  # a long program: keep the connection alive
                 continue
@@ -107,7 +128,8 @@ async def stream_events(
             if isinstance(event, TurnEnd):
                 usage = event.usage.model_dump(mode="json", exclude_none=True)
                 container = event.container.model_dump(mode="json") if event.container else None
-                for chunk in sse.message_end(event.stop_reason, usage, container):
+                ending = sse.message_end(event.stop_reason, usage, container, event.stop_sequence)
+                for chunk in ending:
                     yield chunk
             elif event is not STARTED:
                 for chunk in sse.block_events(index, event):  # type: ignore[arg-type]

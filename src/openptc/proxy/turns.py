@@ -22,7 +22,7 @@ from openptc.models.base import (
     ModelError,
     ModelRequest,
     ModelResponse,
-    TextBlock,
+    ReasoningBlock,
     ToolChoice,
     ToolResultBlock,
     ToolUseBlock,
@@ -31,13 +31,16 @@ from openptc.models.errors import (
     ModelBadRequest,
     ModelRateLimited,
 )
+from openptc.models.settings import UnsupportedSetting
 from openptc.proxy.config import ApiKey, ProxyConfig
 from openptc.proxy.containers import ContainerManager, LiveContainer, new_id
 from openptc.proxy.errors import ApiError, invalid
 from openptc.proxy.history import CONTAINER_REQUIRED, read_conversation
 from openptc.proxy.prompting import backend_tools, signature
-from openptc.proxy.records import ProgramRecord
+from openptc.proxy.records import ProgramRecord, ReasoningRecord
+from openptc.proxy.request_settings import backend_max_tokens, backend_settings
 from openptc.proxy.tooling import request_tools
+from openptc.proxy.turn_blocks import before, client_block, kept
 from openptc.proxy.turn_events import STARTED, TextDelta, TurnEnd, TurnEvent
 from openptc.proxy.turn_programs import TurnPrograms
 from openptc.proxy.turn_state import Turn
@@ -49,7 +52,6 @@ from openptc.proxy.wire import (
     MessagesRequest,
     ServerToolUseContent,
     StopReason,
-    TextContent,
     ToolUseContent,
 )
 
@@ -60,6 +62,8 @@ def _model_error(exc: Exception) -> ApiError:
     """A backend failure as the client sees it; an adapter's own bug is still a 502, not ours."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, UnsupportedSetting):  # the client's setting: its own words say which
+        return invalid(f"{exc}; leave it out of the request, or use another model")
     if isinstance(exc, ModelBadRequest):
         return invalid(f"the backend model refused the request: {exc}")
     if isinstance(exc, ModelRateLimited):
@@ -88,8 +92,9 @@ class TurnRunner:
         """Validate everything first (errors before any output), then yield the blocks."""
         tools = request_tools(request)
         conversation = read_conversation(request.messages)
+        settings = backend_settings(request)
         model = self._model_for(self._config.model_string(request.model))
-        turn = Turn(request, key, tools, conversation, model)
+        turn = Turn(request, key, tools, conversation, model, settings, backend_max_tokens(request))
         pending = conversation.pending
         async with contextlib.AsyncExitStack() as stack:
             if pending is not None:
@@ -156,10 +161,11 @@ class TurnRunner:
             system=turn.request.system_text(),
             messages=tuple(turn.conversation.messages),
             tools=backend_tools(turn.tools),
-            max_tokens=turn.request.max_tokens,
+            max_tokens=turn.max_tokens,
             tool_choice=None
             if choice is None
             else ToolChoice(choice.type, choice.name if choice.type == "tool" else None),
+            settings=turn.settings,
         )
 
     async def _model_loop(
@@ -183,23 +189,20 @@ class TurnRunner:
                 async for event in self._final_blocks(turn, response, streamed):
                     yield event
                 return
-            texts = []
-            for block in response.content:
-                if block is code_use:
-                    break
-                if isinstance(block, TextBlock) and block.text:
-                    texts.append(block)
-                    if not streamed:
-                        yield TextContent(text=block.text)
+            ahead = before(response.content, code_use)
+            for index in range(len(ahead)):
+                if (shown := client_block(ahead, index, streamed)) is not None:
+                    yield shown
             server_id = new_id("srvtoolu_")
             code = code_use.input.get("code")
             yield ServerToolUseContent(
                 id=server_id, name=CODE_TOOL_NAME, input=dict(code_use.input)
             )
+            own = kept(ahead)  # the backend's own turn, its reasoning included, as it wrote it
             turn.conversation.messages.append(
                 Message(
                     "assistant",
-                    (*texts, ToolUseBlock(server_id, CODE_TOOL_NAME, dict(code_use.input))),
+                    (*own, ToolUseBlock(server_id, CODE_TOOL_NAME, dict(code_use.input))),
                 )
             )
             if code_use.input_error or not isinstance(code, str):
@@ -221,6 +224,7 @@ class TurnRunner:
                 server_tool_use_id=server_id,
                 code=code,
                 tools={t.name: list(signature(t).params) for t in turn.tools.from_code()},
+                reasoning=[ReasoningRecord.of(b) for b in own if isinstance(b, ReasoningBlock)],
             )
             turn.container.history.programs.append(record)
             program = await self._programs.start(turn, record)
@@ -248,8 +252,9 @@ class TurnRunner:
     async def _generate(
         self, turn: Turn, request: ModelRequest, out: list[ModelResponse]
     ) -> AsyncIterator[TextDelta]:
-        """Call the backend; when the client streams, pass its text on as it arrives."""
-        if not turn.request.stream:
+        """Call the backend; when the client streams, pass its text on as it arrives — unless
+        it asked for thinking, which comes first and whole: then the response is awaited."""
+        if not turn.request.stream or turn.settings.reasoning is not None:
             try:
                 out.append(await turn.model.generate(request))
             except Exception as exc:
@@ -279,13 +284,12 @@ class TurnRunner:
     async def _final_blocks(
         self, turn: Turn, response: ModelResponse, streamed: bool = False
     ) -> AsyncIterator[TurnEvent]:
-        """Text and direct tool calls: the turn ends here."""
+        """Reasoning, text and direct tool calls: the turn ends here."""
         caller = DirectCaller() if turn.tools.code is not None else None
         uses = 0
-        for block in response.content:
-            if isinstance(block, TextBlock) and block.text:
-                if not streamed:
-                    yield TextContent(text=block.text)
+        for index, block in enumerate(response.content):
+            if (shown := client_block(response.content, index, streamed)) is not None:
+                yield shown
             elif isinstance(block, ToolUseBlock):
                 uses += 1
                 yield ToolUseContent(
@@ -298,4 +302,5 @@ class TurnRunner:
         if turn.container is not None:
             await self._containers.save(turn.container)
             container = turn.container.wire()
-        yield TurnEnd(stop, turn.tokens.wire(), container)
+        sequence = response.stop_sequence if stop == "stop_sequence" else None
+        yield TurnEnd(stop, turn.tokens.wire(), container, sequence)

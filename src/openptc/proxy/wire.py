@@ -195,13 +195,16 @@ class CodeExecutionToolResultContent(_Block):
 
 
 class ThinkingContent(_Block):
-    type: Literal["thinking"]
+    """Reasoning the backend showed; ``signature`` carries what its API needs back (see
+    ``proxy.reasoning``), so it must come back exactly as it was sent."""
+
+    type: Literal["thinking"] = "thinking"
     thinking: str
-    signature: str | None = None
+    signature: str
 
 
 class RedactedThinkingContent(_Block):
-    type: Literal["redacted_thinking"]
+    type: Literal["redacted_thinking"] = "redacted_thinking"
     data: str
 
 
@@ -233,6 +236,48 @@ class ContainerParam(_Lenient):
     id: str | None = None
 
 
+# -- request: how to sample ----------------------------------------------------------------------
+class ThinkingEnabled(_Lenient):
+    type: Literal["enabled"]
+    budget_tokens: int = Field(ge=1024)
+    display: Literal["summarized", "omitted"] | None = None
+
+
+class ThinkingDisabled(_Lenient):
+    type: Literal["disabled"]
+
+
+class ThinkingAdaptive(_Lenient):
+    """The model decides how much to think; ``output_config.effort`` says how hard."""
+
+    type: Literal["adaptive"]
+    display: Literal["summarized", "omitted"] | None = None
+
+
+class ThinkingBetweenTools(_Lenient):
+    """Thinking off (short progress notes between tool calls may come back as thinking)."""
+
+    type: Literal["between_tools"]
+
+
+ThinkingConfig = Annotated[
+    ThinkingEnabled | ThinkingDisabled | ThinkingAdaptive | ThinkingBetweenTools,
+    Field(discriminator="type"),
+]
+Effort = Literal["low", "medium", "high", "xhigh", "max"]
+
+
+class OutputConfig(_Lenient):
+    effort: Effort | None = None
+
+
+class Metadata(_Lenient):
+    user_id: str | None = None
+
+
+StopSequence = Annotated[str, Field(min_length=1)]
+
+
 def _system_text(system: str | list[TextContent] | None) -> str:
     if system is None:
         return ""
@@ -252,8 +297,14 @@ class MessagesRequest(_Lenient):
     tool_choice: ToolChoice | None = None
     stream: bool = Field(default=False, strict=True)
     container: str | ContainerParam | None = None
-    stop_sequences: list[str] | None = None
-    metadata: dict[str, Any] | None = None
+    thinking: ThinkingConfig | None = None
+    output_config: OutputConfig | None = None
+    temperature: float | None = Field(default=None, ge=0, le=1)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=1)
+    stop_sequences: list[StopSequence] | None = None
+    metadata: Metadata | None = None
+    cache_control: CacheControl | None = None
 
     @property
     def container_id(self) -> str | None:
@@ -282,12 +333,19 @@ class CountTokensRequest(_Lenient):
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"]
 
 
+class OutputTokensDetails(BaseModel):
+    thinking_tokens: int
+
+
 class Usage(BaseModel):
+    """``input_tokens`` is fresh input only: cache reads and writes are counted apart."""
+
     input_tokens: int
     output_tokens: int
     cache_creation_input_tokens: int | None = 0
     cache_read_input_tokens: int | None = 0
     service_tier: Literal["standard"] | None = "standard"
+    output_tokens_details: OutputTokensDetails | None = None
 
 
 class Container(BaseModel):
@@ -295,7 +353,14 @@ class Container(BaseModel):
     expires_at: str  # ISO 8601, as the API sends it
 
 
-ResponseBlock = TextContent | ToolUseContent | ServerToolUseContent | CodeExecutionToolResultContent
+ResponseBlock = (
+    TextContent
+    | ThinkingContent
+    | RedactedThinkingContent
+    | ToolUseContent
+    | ServerToolUseContent
+    | CodeExecutionToolResultContent
+)
 
 
 class MessageResponse(BaseModel):
