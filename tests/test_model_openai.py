@@ -7,17 +7,16 @@ the same scenarios.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 import pytest
-from starlette.applications import Starlette
 
-from fakes.harness import Fault, Recorder, closed_port_url, serve
-from fakes.openai_server import BrokenStream, error_body, openai_app
+from fakes.harness import Fault, closed_port_url
+from fakes.openai_client import FAST, KEY, fake
+from fakes.openai_server import BrokenStream, error_body
 from openptc.agent import Agent, RunResult
 from openptc.models import (
     Block,
@@ -49,49 +48,10 @@ from openptc.prompts import CODE_TOOL_NAME, Mode, system_prompt
 from openptc.sandbox.local import LocalSandbox
 from openptc.scenarios import brains, expense
 
-KEY = "sk-proj-test-0123456789abcdef"
-FAST = RetryPolicy(attempts=3, base_delay_s=0.01)
 APIS = ["chat", "responses"]
 PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
 DIRECT_TOOLS = ("get_team_members", "get_expenses", "get_custom_budget")
 LOOKUP = ToolSpec("lookup", "Look a thing up.", {"type": "object", "properties": {}})
-
-
-class Fake:
-    """A running fake: its URL (with /v1), what it received, and the usage it reported."""
-
-    def __init__(self, url: str, recorder: Recorder, app: Starlette) -> None:
-        self.url, self.recorder, self.app = url, recorder, app
-        self.clients: list[openai.AsyncOpenAI] = []
-
-    @property
-    def bodies(self) -> list[Any]:
-        return [body for _, _, body in self.recorder.requests]
-
-    @property
-    def served(self) -> list[dict[str, int]]:
-        return list(self.app.state.served)
-
-    def model(self, api: str, *, retry: RetryPolicy = FAST, key: str = KEY) -> Model:
-        client = openai.AsyncOpenAI(base_url=self.url, api_key=key)
-        self.clients.append(client)  # closed with the fake, on this test's event loop
-        kind = OpenAIChatModel if api == "chat" else OpenAIResponsesModel
-        return kind("gpt-4.1", client=client, retry=retry)
-
-
-@contextlib.asynccontextmanager
-async def fake(
-    brain: Callable[[ModelRequest], Turn] = brains.expense_audit_brain, *, api_key: str = KEY
-) -> AsyncIterator[Fake]:
-    recorder = Recorder()
-    app = openai_app(brain, recorder, api_key=api_key)
-    async with serve(app) as url:
-        server = Fake(url + "/v1", recorder, app)
-        try:
-            yield server
-        finally:
-            for client in server.clients:
-                await client.close()
 
 
 @pytest.fixture
@@ -159,6 +119,8 @@ async def test_expense_audit_end_to_end(api: str, mode: Mode, sandbox: LocalSand
     assert offered == expected
     calls, results = _calls_and_results(api, last)
     assert len(calls) == result.usage.model_calls - 1 and calls == results
+    keys = {body["prompt_cache_key"] for body in server.bodies}  # one run, one cache route
+    assert len(keys) == 1 and keys.pop().startswith("openptc-")
     assert all(c.startswith("call_") for c in calls)
     if api == "chat":
         assert first["messages"][:2] == [

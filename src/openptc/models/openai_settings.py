@@ -9,8 +9,10 @@ Reasoning. Chat Completions takes ``reasoning_effort``; the Responses API takes 
 thinking from one turn to the next. A budget is turned into the smallest effort that holds it
 (``Reasoning.level``). OpenAI-compatible servers get ``reasoning_effort`` as well: vLLM and
 Ollama honour it for the models that reason (gpt-oss, Qwen3, ...), DeepSeek maps it to its own
-levels (its thinking mode is on by default). Some models switch thinking on in a way of their own
-(vLLM's ``chat_template_kwargs``, DeepSeek's ``thinking``): pass that in ``settings.extra``.
+levels (its thinking mode is on by default). ``minimal`` is OpenAI's own level: local servers are
+asked for ``low``, the least effort they all know (Ollama takes low, medium, high). Some models
+switch thinking on in a way of their own (vLLM's ``chat_template_kwargs``, DeepSeek's
+``thinking``): pass that in ``settings.extra``.
 
 OpenAI's reasoning models refuse ``temperature``, ``top_p`` and ``stop``: with reasoning on, they
 are refused here for OpenAI's own API (local servers take them).
@@ -38,7 +40,7 @@ import json
 from typing import Any
 
 from openptc.models.base import ModelRequest
-from openptc.models.settings import ModelSettings, UnsupportedSetting
+from openptc.models.settings import Effort, ModelSettings, Reasoning, UnsupportedSetting
 
 MAX_STOP_SEQUENCES = 4
 METADATA_LIMITS = (16, 64, 512)  # pairs, key length, value length (OpenAI's documented limits)
@@ -51,6 +53,12 @@ def prompt_cache_key(request: ModelRequest) -> str:
     prefix = [request.system, [[t.name, t.description, t.input_schema] for t in request.tools]]
     text = json.dumps(prefix, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "openptc-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def effort(reasoning: Reasoning, *, local: bool) -> Effort:
+    """The level to ask for: ``minimal`` is OpenAI's alone, a local server gets ``low``."""
+    level = reasoning.level()
+    return "low" if local and level == "minimal" else level
 
 
 def _where(api: str, local: bool) -> str:
@@ -132,7 +140,7 @@ def chat_settings(request: ModelRequest, *, local: bool) -> dict[str, Any]:
         )
     args = _common(settings, request, local, where)
     if settings.reasoning is not None:
-        args["reasoning_effort"] = settings.reasoning.level()
+        args["reasoning_effort"] = effort(settings.reasoning, local=local)
     if stops:
         args["stop"] = list(stops)
     extra: dict[str, Any] = {}
@@ -166,7 +174,7 @@ def responses_settings(request: ModelRequest, *, local: bool) -> dict[str, Any]:
         _refuse_with_reasoning(settings, api, ("temperature", "top_p"))
     args = _common(settings, request, local, where)
     if settings.reasoning is not None:
-        args["reasoning"] = {"effort": settings.reasoning.level(), "summary": "auto"}
+        args["reasoning"] = {"effort": effort(settings.reasoning, local=local), "summary": "auto"}
         args["include"] = [ENCRYPTED_REASONING]
     if settings.extra:
         args["extra_body"] = dict(settings.extra)
@@ -177,6 +185,7 @@ __all__ = [
     "ENCRYPTED_REASONING",
     "MAX_STOP_SEQUENCES",
     "chat_settings",
+    "effort",
     "prompt_cache_key",
     "responses_settings",
 ]
