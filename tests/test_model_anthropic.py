@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,11 @@ import pytest
 import pytest_asyncio
 
 from fakes import harness
+from fakes.anthropic_cache import TURN_OPENING
+from fakes.anthropic_fixture import FAST, Fake, running
 from fakes.anthropic_server import (
     FAKE_API_KEY,
     MidStreamFault,
-    anthropic_app,
     error_body,
     error_fault,
     parse_request,
@@ -43,68 +44,15 @@ from openptc.models.errors import (
     ModelServerError,
 )
 from openptc.models.retry import RetryPolicy
-from openptc.models.scripted import Policy, Turn
+from openptc.models.scripted import Turn
+from openptc.models.settings import ModelSettings
 from openptc.prompts import CODE_TOOL_NAME, Mode, system_prompt
 from openptc.sandbox.local import LocalSandbox
-from openptc.scenarios import brains, expense
+from openptc.scenarios import expense
 
-FAST = RetryPolicy(attempts=3, base_delay_s=0.01)
 # One event loop for the module, so one fake server serves every test (uvicorn takes ~0.2 s to
 # stop); each test gets it cleared, with the brain it asks for.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-def _audit_or_echo(request: ModelRequest) -> Turn:
-    """The expense audit when asked its question; otherwise the last thing the user said."""
-    if request.messages[0].text == expense.QUESTION:
-        return brains.expense_audit_brain(request)
-    return f"You said: {request.messages[-1].text}"
-
-
-class _Brain:
-    """The server's brain, swappable between tests."""
-
-    def __init__(self) -> None:
-        self.policy: Policy = _audit_or_echo
-
-    def __call__(self, request: ModelRequest) -> Turn:
-        return self.policy(request)
-
-
-class Fake:
-    """A running fake: its URL, what it received, faults to serve, and who answers."""
-
-    def __init__(self, url: str, recorder: harness.Recorder, brain: _Brain) -> None:
-        self.url = url
-        self.recorder = recorder
-        self._brain = brain
-
-    def model(self, **options: Any) -> AnthropicModel:
-        options.setdefault("api_key", FAKE_API_KEY)
-        options.setdefault("retry", FAST)
-        return AnthropicModel("claude-x", base_url=self.url, **options)
-
-    @property
-    def bodies(self) -> list[dict[str, Any]]:
-        return [body for _, _, body in self.recorder.requests]
-
-    def fail_next(self, *faults: harness.Fault) -> None:
-        self.recorder.faults.extend(faults)
-
-    def answer_with(self, policy: Policy) -> None:
-        self._brain.policy = policy
-
-    def reset(self) -> None:
-        self.recorder.requests.clear()
-        self.recorder.faults.clear()
-        self.answer_with(_audit_or_echo)
-
-
-@contextlib.asynccontextmanager
-async def running(**options: Any) -> AsyncIterator[Fake]:
-    recorder, brain = harness.Recorder(), _Brain()
-    async with harness.serve(anthropic_app(brain, recorder, **options)) as url:
-        yield Fake(url, recorder, brain)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -138,10 +86,17 @@ def _results(result: RunResult) -> list[ToolResultBlock]:
 
 
 async def _audit(
-    model: AnthropicModel, sandbox: LocalSandbox | None, mode: Mode = "ptc", **run: Any
+    model: AnthropicModel,
+    sandbox: LocalSandbox | None,
+    mode: Mode = "ptc",
+    settings: ModelSettings | None = None,
+    **run: Any,
 ) -> RunResult:
-    agent = Agent(model, expense.make_tools(), sandbox, mode=mode, max_turns=80)
+    agent = Agent(model, expense.make_tools(), sandbox, mode=mode, max_turns=80, settings=settings)
     return await agent.run(expense.QUESTION, **run)
+
+
+EPHEMERAL = {"type": "ephemeral"}
 
 
 # --- the whole scenario -------------------------------------------------------------------
@@ -157,7 +112,7 @@ async def test_expense_audit_in_ptc_mode_with_provider_usage_and_wire_shape(
     assert result.usage.model_calls == 2
     assert result.usage.tokens_counted == "provider"
     # The provider's numbers: what the fake counted for the requests it received.
-    counted = sum(count_request_tokens(parse_request(b)) for b in fake.bodies)
+    counted = sum(count_request_tokens(parse_request(b)) + TURN_OPENING for b in fake.bodies)
     assert result.usage.input_tokens == counted
     assert result.model_label == f"anthropic claude-x at {fake.url}"
 
@@ -166,15 +121,24 @@ async def test_expense_audit_in_ptc_mode_with_provider_usage_and_wire_shape(
     assert headers["authorization"] == f"Bearer {FAKE_API_KEY}"
     assert "anthropic-version" in headers
     assert first["model"] == "claude-x" and first["max_tokens"] == 4096
-    assert "stream" not in first
-    assert first["system"] == system_prompt("ptc")
+    assert "stream" not in first and "anthropic-beta" not in headers
+    assert not {"thinking", "temperature", "top_p", "top_k", "metadata"} & set(first)
+    # Prompt caching is on by default: tools, system and the conversation so far are marked.
+    assert first["system"] == [
+        {"type": "text", "text": system_prompt("ptc"), "cache_control": EPHEMERAL}
+    ]
     (tool,) = first["tools"]
     assert tool["name"] == CODE_TOOL_NAME and tool["input_schema"]["type"] == "object"
     assert "async def get_expenses(" in tool["description"]
+    assert tool["cache_control"] == EPHEMERAL
     assert first["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": expense.QUESTION}]}
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": expense.QUESTION, "cache_control": EPHEMERAL}],
+        }
     ]
-    _, called, answered = second["messages"]
+    asked, called, answered = second["messages"]
+    assert asked["content"] == [{"type": "text", "text": expense.QUESTION}]  # the mark moved on
     (use,) = called["content"]
     assert called["role"] == "assistant" and use["type"] == "tool_use"
     assert use["id"].startswith("toolu_") and use["name"] == CODE_TOOL_NAME
@@ -183,7 +147,20 @@ async def test_expense_audit_in_ptc_mode_with_provider_usage_and_wire_shape(
     assert answered["role"] == "user"
     assert result_block["type"] == "tool_result" and result_block["tool_use_id"] == use["id"]
     assert result_block["content"] == result.executions[0].to_model_text()
+    assert result_block["cache_control"] == EPHEMERAL
     assert "is_error" not in result_block
+
+
+async def test_with_caching_off_nothing_is_marked_and_system_stays_a_string(
+    fake: Fake, sandbox: LocalSandbox
+) -> None:
+    result = await _audit(fake.model(), sandbox, settings=ModelSettings(cache=False))
+
+    assert expense.is_correct(result.answer)
+    assert result.usage.cache_read_tokens == result.usage.cache_write_tokens == 0
+    for body in fake.bodies:
+        assert body["system"] == system_prompt("ptc")
+        assert "cache_control" not in json.dumps(body)
 
 
 async def test_expense_audit_in_direct_mode(fake: Fake) -> None:
@@ -245,22 +222,6 @@ async def test_a_streamed_turn_equals_the_same_turn_unstreamed(fake: Fake) -> No
 # --- usage, stop reasons, odd content -------------------------------------------------------
 
 
-async def test_cache_reads_and_writes_come_from_the_provider() -> None:
-    async with running(prompt_cache=True) as fake:
-        model = fake.model()
-        request = _request(tools=(_lookup(),))
-        first = await model.generate(request)
-        again = await model.generate(request, on_text=lambda _text: None)
-
-    total = count_request_tokens(request)
-    assert first.usage is not None and again.usage is not None
-    assert first.usage.cache_write_tokens > 0 and first.usage.cache_read_tokens == 0
-    assert again.usage.cache_read_tokens == first.usage.cache_write_tokens
-    assert again.usage.cache_write_tokens == 0  # kept from message_start through the stream
-    assert first.usage.input_tokens + first.usage.cache_write_tokens == total
-    assert again.usage.input_tokens + again.usage.cache_read_tokens == total
-
-
 def _wire_message(stop_reason: str, *content: dict[str, Any]) -> harness.Fault:
     """A 200 reply given verbatim, for replies no brain turn can express."""
     body = {
@@ -280,7 +241,7 @@ def _wire_message(stop_reason: str, *content: dict[str, Any]) -> harness.Fault:
     ("wire", "normalized"),
     [
         ("end_turn", "end_turn"),
-        ("stop_sequence", "end_turn"),
+        ("stop_sequence", "stop_sequence"),
         ("max_tokens", "max_tokens"),
         ("model_context_window_exceeded", "max_tokens"),
         ("pause_turn", "max_tokens"),
@@ -306,7 +267,7 @@ async def test_unknown_blocks_are_skipped_and_non_object_input_is_an_input_error
     fake.fail_next(
         _wire_message(
             "tool_use",
-            {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}},
             {"type": "text", "text": "Calling."},
             {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": ["a", 1]},
             {"type": "tool_use", "id": "toolu_2", "name": "lookup", "input": '{"q": '},
@@ -349,7 +310,8 @@ async def test_same_role_turns_are_merged_and_empty_text_dropped(fake: Fake) -> 
     ]
     assert answer["content"] == [  # tool results first, as the API requires
         {"type": "tool_result", "tool_use_id": "toolu_1", "content": "found", "is_error": True},
-        {"type": "text", "text": "and now?"},
+        # The cache mark goes on the last block as sent, after the reordering.
+        {"type": "text", "text": "and now?", "cache_control": {"type": "ephemeral"}},
     ]
 
 

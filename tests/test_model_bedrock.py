@@ -7,18 +7,14 @@ parses event streams and error shapes exactly as it does against AWS.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
 from botocore.exceptions import ClientError
-from mypy_boto3_bedrock_runtime.client import BedrockRuntimeClient
 
 from fakes.aws_env import isolate_aws
 from fakes.bedrock_server import (
@@ -26,13 +22,13 @@ from fakes.bedrock_server import (
     CUT_BEFORE_TEXT,
     TokenMeter,
     aws_error,
-    bedrock_app,
     encode_event,
     encode_exception,
     read_anthropic,
     read_converse,
 )
-from fakes.harness import Recorder, closed_port_url, serve
+from fakes.bedrock_session import bedrock, bodies, client
+from fakes.harness import closed_port_url
 from openptc.agent import Agent, RunResult
 from openptc.models import (
     Message,
@@ -44,7 +40,11 @@ from openptc.models import (
     count_request_tokens,
     model_from_string,
 )
-from openptc.models.bedrock_converse import BedrockConverseModel, converse_response
+from openptc.models.bedrock_converse import (
+    CACHE_POINT,
+    BedrockConverseModel,
+    converse_response,
+)
 from openptc.models.bedrock_invoke import BedrockInvokeModel
 from openptc.models.errors import (
     ModelAuthError,
@@ -73,30 +73,6 @@ def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 async def sandbox() -> AsyncIterator[LocalSandbox]:
     async with LocalSandbox() as sb:
         yield sb
-
-
-@contextlib.asynccontextmanager
-async def bedrock(
-    brain: Any = brains.expense_audit_brain, **options: Any
-) -> AsyncIterator[tuple[str, Recorder]]:
-    recorder = Recorder()
-    async with serve(bedrock_app(brain, recorder, **options)) as url:
-        yield url, recorder
-
-
-def client(url: str, key_id: str = "AKIDTEST") -> BedrockRuntimeClient:
-    return boto3.client(
-        "bedrock-runtime",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=key_id,
-        aws_secret_access_key="secret",
-        config=Config(retries={"total_max_attempts": 1}, connect_timeout=1, read_timeout=30),
-    )
-
-
-def bodies(recorder: Recorder) -> list[Any]:
-    return [body for _, _, body in recorder.requests]
 
 
 def requests_of(agent: Agent, result: RunResult) -> Iterator[ModelRequest]:
@@ -176,14 +152,22 @@ async def test_expense_audit_through_converse(sandbox: LocalSandbox, mode: Any) 
     assert path == f"/model/{MODEL_ID}/converse"
     assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
     assert "/us-east-1/bedrock/aws4_request" in headers["authorization"]
-    assert first["system"] == [{"text": agent.system}]
+    # Prompt caching is on by default and Claude Sonnet 4.6 has it: a cache point after the
+    # system prompt, the tools and the conversation so far.
+    assert first["system"] == [{"text": agent.system}, CACHE_POINT]
     assert first["inferenceConfig"] == {"maxTokens": 4096}
-    specs = [t["toolSpec"] for t in first["toolConfig"]["tools"]]
+    *tools, marker = first["toolConfig"]["tools"]
+    assert marker == CACHE_POINT
+    specs = [t["toolSpec"] for t in tools]
     names = [s["name"] for s in specs]
     expected = [CODE_TOOL_NAME] if mode == "ptc" else [s.name for s in agent.tool_specs]
     assert names == expected
     assert all(s["inputSchema"]["json"]["type"] == "object" and s["description"] for s in specs)
-    assert first["messages"] == [{"role": "user", "content": [{"text": expense.QUESTION}]}]
+    assert first["messages"] == [
+        {"role": "user", "content": [{"text": expense.QUESTION}, CACHE_POINT]}
+    ]
+    assert all(b["messages"][-1]["content"][-1] == CACHE_POINT for b in sent)
+    assert not any("additionalModelRequestFields" in b or "requestMetadata" in b for b in sent)
 
     last = sent[-1]["messages"]
     use = last[1]["content"][0]["toolUse"]
@@ -246,16 +230,23 @@ async def test_expense_audit_through_invoke_model(sandbox: LocalSandbox) -> None
     first, second = sent
     assert first["anthropic_version"] == "bedrock-2023-05-31"
     assert "model" not in first and "stream" not in first
-    assert first["max_tokens"] == 4096 and first["system"] == agent.system
+    # Prompt caching is on by default: the last tool, the system prompt and the last block
+    # of the conversation carry Anthropic's cache mark, which InvokeModel takes as it is.
+    marked = {"type": "ephemeral"}
+    assert first["max_tokens"] == 4096
+    assert first["system"] == [{"type": "text", "text": agent.system, "cache_control": marked}]
     assert [t["name"] for t in first["tools"]] == [CODE_TOOL_NAME]
     assert first["tools"][0]["input_schema"]["required"] == ["code"]
+    assert first["tools"][-1]["cache_control"] == marked
     use, answer = second["messages"][1]["content"][0], second["messages"][2]["content"][0]
     assert use["type"] == "tool_use" and use["input"] == {"code": result.programs[0]}
     assert answer == {
         "type": "tool_result",
         "tool_use_id": use["id"],
         "content": result.executions[0].to_model_text(),
+        "cache_control": marked,
     }
+    assert "anthropic_beta" not in first and "thinking" not in first
 
 
 # --- streaming -----------------------------------------------------------------------------------
@@ -287,7 +278,9 @@ async def test_streaming_hands_text_over_and_equals_the_plain_call(
             streamed = await model.generate(request, on_text=lambda _: None)
             plain = await model.generate(request)
             assert streamed == plain
-            assert plain.usage is not None and plain.usage.input_tokens > 0
+            assert plain.usage is not None
+            # Asked again, the whole request is a prefix the cache holds.
+            assert plain.usage.cache_read_tokens > 0 and plain.usage.input_tokens == 0
         assert plain.text == result.answer
 
 
@@ -529,7 +522,8 @@ async def test_history_with_tool_calls_but_no_tools_still_declares_them() -> Non
             assert response.text == "done"
 
     converse, invoke = bodies(recorder)[1:]
-    assert [t["toolSpec"]["name"] for t in converse["toolConfig"]["tools"]] == ["lookup"]
+    tools = converse["toolConfig"]["tools"]
+    assert [t["toolSpec"]["name"] for t in tools if "toolSpec" in t] == ["lookup"]
     assert [t["name"] for t in invoke["tools"]] == ["lookup"]
 
 
@@ -551,7 +545,7 @@ async def test_cache_reads_and_writes_are_reported(model_class: ModelClass, stre
     ("wire", "normalized"),
     [
         ("end_turn", "end_turn"),
-        ("stop_sequence", "end_turn"),
+        ("stop_sequence", "stop_sequence"),
         ("tool_use", "tool_use"),
         ("max_tokens", "max_tokens"),
         ("model_context_window_exceeded", "max_tokens"),

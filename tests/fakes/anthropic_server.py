@@ -8,6 +8,11 @@ module's own small parser, never the adapter's mapping code, so the two check ea
 A brain decides the answers. A ``ToolUseBlock`` with ``raw_input`` in its turn is sent as a
 malformed call: its raw text as the streamed ``input_json_delta``, or as a non-object ``input``
 when not streaming (what a broken compatible server does).
+
+With thinking on, every answer opens with a signed thinking block (and a redacted_thinking
+block when asked to), and the thinking a tool loop needs must come back unchanged
+(``anthropic_thinking``). Usage honours ``cache_control`` marks (``anthropic_cache``). A stop
+sequence in the brain's text cuts it there, as the model would have stopped.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from openptc.models.base import (
     Message,
     ModelRequest,
     ModelResponse,
+    ReasoningBlock,
     StopReason,
     TextBlock,
     ToolResultBlock,
@@ -36,16 +42,13 @@ from openptc.models.base import (
     ToolUseBlock,
 )
 from openptc.models.scripted import Policy, Turn
-from openptc.models.tokens import (
-    count_message_tokens,
-    count_response_tokens,
-    count_spec_tokens,
-    count_text,
-)
 
+from .anthropic_cache import Meter
+from .anthropic_thinking import Signer, thinking_on, thinking_problem, thoughts
 from .harness import Fault, Recorder
 
 FAKE_API_KEY = "sk-ant-fake-key-for-tests"
+MAX_CACHE_MARKS = 4
 Json = dict[str, Any]
 
 
@@ -92,11 +95,17 @@ def _partial_text_block(index: int, text: str) -> str:
 
 
 def anthropic_app(
-    brain: Policy, recorder: Recorder, *, api_key: str = FAKE_API_KEY, prompt_cache: bool = False
+    brain: Policy,
+    recorder: Recorder,
+    *,
+    api_key: str = FAKE_API_KEY,
+    redacted_thinking: bool = False,
+    signer: Signer | None = None,
 ) -> Starlette:
-    """The fake as an app. ``prompt_cache`` reports system + tools as cached, as the API does
-    when a client marks them: written to the cache on the first request, read on later ones."""
-    meter = _Meter(prompt_cache)
+    """The fake as an app. ``redacted_thinking``: with thinking on, each answer's thinking also
+    holds a ``redacted_thinking`` block, as when the API's safety systems encrypt part of it."""
+    meter = Meter()
+    signer = signer or Signer()
 
     async def messages(request: Request) -> Response:
         body = await recorder.record(request)
@@ -107,7 +116,8 @@ def anthropic_app(
             return _error(401, "authentication_error", "invalid x-api-key")
         if "anthropic-version" not in request.headers:
             return _error(400, "invalid_request_error", "anthropic-version: header is required")
-        problem = _invalid(body)
+        beta = request.headers.get("anthropic-beta", "")
+        problem = _invalid(body) or thinking_problem(body, beta, signer)
         if problem is not None:
             return _error(400, "invalid_request_error", problem)
         normalized = parse_request(body)
@@ -115,9 +125,15 @@ def anthropic_app(
             content, stop = _turn(brain(normalized))
         except Exception as exc:  # the brain's failure is the "model's": a 500 that says why
             return _error(500, "api_error", f"fake brain failed: {exc!r}")
+        content, stop, stopped_at = _stop_at_sequence(content, stop, body.get("stop_sequences"))
+        if thinking_on(body):
+            thought = thoughts(normalized, content)
+            extra = (signer.redacted(thought),) if redacted_thinking else ()
+            content = (signer.thinking(thought), *extra, *content)
         usage = meter.usage(normalized, content, body)
         stream = bool(body.get("stream"))
         message = _message(body["model"], content, stop, usage, stream=stream)
+        message["stop_sequence"] = stopped_at
         headers = {"request-id": _id("req_")}
         if stream:
             return StreamingResponse(
@@ -153,6 +169,15 @@ def _invalid(body: Any) -> str | None:
         for name in ("name", "input_schema"):
             if name not in spec:
                 return f"tools.{k}.custom.{name}: Field required"
+    for key in body.get("metadata") or {}:
+        if key != "user_id":
+            return f"metadata.{key}: Extra inputs are not permitted"
+    marks = json.dumps(body).count('"cache_control"')
+    if marks > MAX_CACHE_MARKS:
+        return (
+            f"A maximum of {MAX_CACHE_MARKS} blocks with cache_control may be provided. "
+            f"Found {marks}."
+        )
     return _invalid_messages(body["messages"], bool(body.get("tools")))
 
 
@@ -180,6 +205,8 @@ def _invalid_messages(messages: list[Json], has_tools: bool) -> str | None:
                 )
             if kind == "text" and not block.get("text"):
                 return f"{where}.text: text content blocks must be non-empty"
+            if kind in ("thinking", "redacted_thinking") and "cache_control" in block:
+                return f"{where}.{kind}.cache_control: Extra inputs are not permitted"
             if kind == "tool_use" and not isinstance(block.get("input"), dict):
                 return f"{where}.tool_use.input: Input should be a valid dictionary"
             if kind == "tool_result":
@@ -235,6 +262,10 @@ def parse_block(block: Json) -> Block:
         if isinstance(content, list):
             content = "".join(part.get("text", "") for part in content)
         return ToolResultBlock(block["tool_use_id"], content, bool(block.get("is_error")))
+    if kind == "thinking":
+        return ReasoningBlock(block["thinking"], "anthropic", signature=block.get("signature"))
+    if kind == "redacted_thinking":
+        return ReasoningBlock("", "anthropic", redacted=block["data"])
     raise ValueError(f"the fake does not know content blocks of type {kind!r}")
 
 
@@ -251,40 +282,20 @@ def _turn(turn: Turn) -> tuple[tuple[Block, ...], StopReason]:
     return tuple(blocks), stop
 
 
-class _Meter:
-    """Counts tokens like ``count_request_tokens``, each message only once per app: a direct
-    run re-sends the whole growing conversation on every call."""
-
-    def __init__(self, prompt_cache: bool) -> None:
-        self._prompt_cache = prompt_cache
-        self._cached_prefixes: set[str] = set()
-        self._messages: dict[str, int] = {}
-
-    def usage(self, request: ModelRequest, content: tuple[Block, ...], body: Json) -> Json:
-        prefix = count_text(request.system) + sum(count_spec_tokens(t) for t in request.tools)
-        total = prefix + sum(
-            self._message(wired, parsed)
-            for wired, parsed in zip(body["messages"], request.messages, strict=True)
-        )
-        written = read = 0
-        if self._prompt_cache:
-            key = json.dumps([body.get("system"), body.get("tools")], sort_keys=True)
-            read, written = (prefix, 0) if key in self._cached_prefixes else (0, prefix)
-            self._cached_prefixes.add(key)
-        output = count_response_tokens(ModelResponse(content, "end_turn", None, "fake"))
-        return {
-            "input_tokens": total - read - written,
-            "cache_creation_input_tokens": written,
-            "cache_read_input_tokens": read,
-            "output_tokens": max(output, 1),
-            "service_tier": "standard",
-        }
-
-    def _message(self, wired: Json, parsed: Message) -> int:
-        key = json.dumps(wired, sort_keys=True)
-        if key not in self._messages:
-            self._messages[key] = count_message_tokens(parsed)
-        return self._messages[key]
+def _stop_at_sequence(
+    content: tuple[Block, ...], stop: StopReason, sequences: list[str] | None
+) -> tuple[tuple[Block, ...], StopReason, str | None]:
+    """The turn as the model would have stopped it: at the first stop sequence in its text,
+    which is left out, with everything after it."""
+    for k, block in enumerate(content):
+        if not isinstance(block, TextBlock):
+            continue
+        found = [(block.text.find(s), s) for s in sequences or () if s in block.text]
+        if found:
+            at, sequence = min(found)
+            kept = (TextBlock(block.text[:at]),) if at else ()
+            return (*content[:k], *kept), "stop_sequence", sequence
+    return content, stop, None
 
 
 def _message(
@@ -310,6 +321,10 @@ def _message(
 def _block_json(block: Block, *, stream: bool) -> Json:
     if isinstance(block, TextBlock):
         return _text_json(block.text)
+    if isinstance(block, ReasoningBlock):
+        if block.redacted is not None:
+            return {"type": "redacted_thinking", "data": block.redacted}
+        return {"type": "thinking", "thinking": block.text, "signature": block.signature}
     if not isinstance(block, ToolUseBlock):
         raise ValueError(f"a model turn cannot hold {type(block).__name__}")
     tool_id = block.id if block.id.startswith("toolu_") else f"toolu_{block.id}"
@@ -336,6 +351,12 @@ async def _stream(message: Json, content: tuple[Block, ...]) -> AsyncIterator[st
         if isinstance(block, TextBlock):
             start = _text_json("")
             deltas = [{"type": "text_delta", "text": t} for t in _text_chunks(block.text)]
+        elif isinstance(block, ReasoningBlock) and block.redacted is not None:
+            start, deltas = wired, []  # arrives whole
+        elif isinstance(block, ReasoningBlock):
+            start = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [{"type": "thinking_delta", "thinking": t} for t in _text_chunks(block.text)]
+            deltas.append({"type": "signature_delta", "signature": wired["signature"]})
         else:
             assert isinstance(block, ToolUseBlock)
             start = {**wired, "input": {}}
@@ -350,7 +371,7 @@ async def _stream(message: Json, content: tuple[Block, ...]) -> AsyncIterator[st
             event = {"type": "content_block_delta", "index": index, "delta": delta}
             yield _sse("content_block_delta", event)
         yield _sse("content_block_stop", {"type": "content_block_stop", "index": index})
-    ending = {"stop_reason": message["stop_reason"], "stop_sequence": None}
+    ending = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
     usage = {"output_tokens": message["usage"]["output_tokens"]}  # the rest kept from the start
     yield _sse("message_delta", {"type": "message_delta", "delta": ending, "usage": usage})
     yield _sse("message_stop", {"type": "message_stop"})

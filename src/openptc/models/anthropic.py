@@ -1,8 +1,10 @@
 """Anthropic Messages API through the official ``anthropic`` SDK.
 
 Translates the normalized request to the Messages wire format and the reply (or its stream of
-events) back, through ``anthropic_wire`` (shared with Bedrock's InvokeModel); betas a setting
-needs (interleaved thinking) travel in the ``anthropic-beta`` header. The SDK's own
+events) back, through ``anthropic_wire`` (shared with Bedrock's InvokeModel); the model's name
+says which form of thinking it takes and which sampling settings it refuses
+(``anthropic_settings``), and betas a setting needs (interleaved thinking) travel in the
+``anthropic-beta`` header. The SDK's own
 retries are off: ``retry.with_retries`` is the only policy, so a 429 or an overload behaves as
 with every other provider. Credentials come from the SDK's usual configuration
 (``ANTHROPIC_API_KEY``) unless passed; they are never logged or put in a message.
@@ -117,7 +119,7 @@ class AnthropicModel:
         dropped from its signature in 1.0 while the API still takes them on the models that
         sample; anything in ``settings.extra``) travel in ``extra_body``: the same JSON.
         """
-        body = anthropic_wire.request_body(request, provider=PROVIDER)
+        body = anthropic_wire.request_body(request, provider=PROVIDER, model=self._model)
         arguments: dict[str, Any] = {
             "model": self._model,
             **{k: v for k, v in body.items() if k in _SDK_NAMED},
@@ -127,7 +129,7 @@ class AnthropicModel:
         unnamed = {k: v for k, v in body.items() if k not in _SDK_NAMED}
         if unnamed:
             arguments["extra_body"] = unnamed
-        betas = anthropic_wire.beta_flags(request.settings)
+        betas = anthropic_wire.beta_flags(request.settings, self._model)
         if betas:
             arguments["extra_headers"] = {"anthropic-beta": ",".join(betas)}
         return arguments

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openptc.models import anthropic_settings
-from openptc.models.anthropic_settings import beta_flags
+from openptc.models.anthropic_settings import beta_flags, thinking_style
 from openptc.models.base import (
     Block,
     Message,
@@ -65,15 +65,23 @@ def stop_reason(reason: str | None, blocks: Sequence[Block]) -> StopReason:
 
 
 def request_body(
-    request: ModelRequest, tools: Sequence[ToolSpec] | None = None, *, provider: str = "anthropic"
+    request: ModelRequest,
+    tools: Sequence[ToolSpec] | None = None,
+    *,
+    provider: str = "anthropic",
+    model: str | None = None,
 ) -> dict[str, Any]:
     """``max_tokens``, ``messages``, ``system``, ``tools`` (``request.tools`` unless given) and
     the settings: thinking, sampling, metadata, cache marks (when ``settings.cache``), then
     ``settings.extra`` merged over all of it.
 
-    Raises ``UnsupportedSetting`` (naming ``provider``) for a setting the API would refuse.
+    ``model``, named as Anthropic's API names it, says which form of thinking it takes and
+    which sampling settings it refuses (``anthropic_settings``); without it, thinking has a
+    budget and nothing is assumed. Raises ``UnsupportedSetting`` (naming ``provider``) for a
+    setting the API would refuse.
     """
-    anthropic_settings.check(request, provider)
+    anthropic_settings.check(request, provider, model)
+    thinking = thinking_style(model)
     body: dict[str, Any] = {
         "max_tokens": request.max_tokens,
         "messages": wire_messages(request.messages),
@@ -88,7 +96,7 @@ def request_body(
             if request.tool_choice.name is not None:
                 choice["name"] = request.tool_choice.name
             body["tool_choice"] = choice
-    body.update(anthropic_settings.settings_fields(request))
+    body.update(anthropic_settings.settings_fields(request, thinking))
     if request.settings.cache:
         anthropic_settings.mark_cache(body)
     body.update(request.settings.extra)
@@ -319,6 +327,7 @@ __all__ = [
     "response",
     "stop_reason",
     "thinking",
+    "thinking_style",
     "usage",
     "wire_messages",
     "wire_tool",

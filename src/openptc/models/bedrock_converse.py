@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from openptc.models import anthropic_wire
@@ -48,7 +49,13 @@ from openptc.models.bedrock_common import (
 from openptc.models.bedrock_settings import STOP_SEQUENCE_PATH, converse_settings
 from openptc.models.tokens import count_reasoning_tokens
 
-CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
+CACHE_POINT: Mapping[str, Any] = MappingProxyType({"cachePoint": {"type": "default"}})
+"""A prompt-cache checkpoint: the prefix up to here may be cached (a fresh copy is sent)."""
+
+
+def _cache_point() -> dict[str, Any]:
+    return {"cachePoint": {"type": "default"}}
+
 
 # --- requests ----------------------------------------------------------------------------------
 
@@ -98,7 +105,7 @@ def _tool_config(request: ModelRequest, cache: bool) -> dict[str, Any] | None:
             spec["description"] = t.description
         specs.append({"toolSpec": spec})
     if cache:
-        specs.append(CACHE_POINT)
+        specs.append(_cache_point())
     config: dict[str, Any] = {"tools": specs}
     choice = request.tool_choice
     # Converse has no "none": the tools stay declared (history may need them) and the
@@ -119,7 +126,7 @@ def converse_request(model_id: str, request: ModelRequest) -> dict[str, Any]:
     places = settings.cache_places
     contents = [_converse_blocks(m) for m in request.messages]
     if "messages" in places and contents:
-        contents[-1].append(CACHE_POINT)
+        contents[-1].append(_cache_point())
     messages = [
         {"role": m.role, "content": content}
         for m, content in zip(request.messages, contents, strict=True)
@@ -132,7 +139,7 @@ def converse_request(model_id: str, request: ModelRequest) -> dict[str, Any]:
     if request.system:
         kwargs["system"] = [{"text": request.system}]
         if "system" in places:
-            kwargs["system"].append(CACHE_POINT)
+            kwargs["system"].append(_cache_point())
     config = _tool_config(request, "tools" in places)
     if config is not None:
         kwargs["toolConfig"] = config
@@ -214,9 +221,17 @@ def converse_response(
 
 @dataclass
 class _PartialReasoning:
+    """A streamed reasoning block: text pieces then its signature, or redacted bytes."""
+
     text: list[str] = field(default_factory=list)
     signature: str | None = None
     redacted: list[bytes] = field(default_factory=list)
+
+    def add(self, piece: Mapping[str, Any]) -> None:
+        self.text.append(piece.get("text", ""))
+        self.signature = piece.get("signature", self.signature)
+        if "redactedContent" in piece:
+            self.redacted.append(piece["redactedContent"])
 
     def block(self) -> ReasoningBlock:
         if self.redacted:
@@ -263,14 +278,7 @@ class _ConverseTurn:
         if "toolUse" in delta and index in self.tools:  # no start, no name: nothing to call
             self.tools[index][2].append(delta["toolUse"].get("input", ""))
         elif "reasoningContent" in delta:
-            piece, partial = (
-                delta["reasoningContent"],
-                self.reasoning.setdefault(index, _PartialReasoning()),
-            )
-            partial.text.append(piece.get("text", ""))
-            partial.signature = piece.get("signature", partial.signature)
-            if "redactedContent" in piece:
-                partial.redacted.append(piece["redactedContent"])
+            self.reasoning.setdefault(index, _PartialReasoning()).add(delta["reasoningContent"])
         return ""
 
     def response(self, model: str | None = None) -> ModelResponse:

@@ -6,13 +6,12 @@ Anthropic's own API; this module adds what Bedrock does differently:
 
 - ``anthropic_version`` in the body, no ``model`` (it is in the path) and no ``stream``;
 - betas go in the body's ``anthropic_beta`` list, not an ``anthropic-beta`` header;
-- the model id says what the model takes (``bedrock_models``), as for Converse: a temperature
-  with a top_p is refused on Claude 4.5 and later, which take one of the two; thinking is
-  refused before any request on a Claude model without it; a model that takes only adaptive
-  thinking (or 4.6 asked with an effort) gets ``{"type": "adaptive"}`` with
-  ``output_config.effort`` instead of a budget, and no interleaved-thinking beta (adaptive
-  thinking interleaves by itself; Claude 3.7 has no such beta); a model without prompt caching
-  on Bedrock gets no ``cache_control`` marks, which would fail its request;
+- the model id names the model as Anthropic's API would (``anthropic.claude-sonnet-4-6-v1:0``
+  is ``claude-sonnet-4-6-v1:0``), so ``anthropic_wire`` picks the kind of thinking and the
+  sampling rules it picks on Anthropic's API; and what only Bedrock's model ids tell
+  (``bedrock_models``): thinking is refused before any request on a Claude model without it,
+  Claude 3.7 gets no interleaved-thinking beta (it has none), and a model without prompt
+  caching on Bedrock gets no ``cache_control`` marks, which would fail its request;
 - the tool placeholders and stop reasons of ``bedrock_common``, and the event stream's
   ``chunk.bytes``.
 """
@@ -33,7 +32,6 @@ from openptc.models.bedrock_common import (
     stop_reason,
 )
 from openptc.models.bedrock_models import bedrock_model, claude_thinking, prompt_cache_places
-from openptc.models.bedrock_settings import check_temperature_and_top_p
 from openptc.models.settings import UnsupportedSetting
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -43,26 +41,21 @@ def invoke_body(model_id: str, request: ModelRequest) -> dict[str, Any]:
     """The native Anthropic Messages body InvokeModel takes for ``model_id``; raises
     ``UnsupportedSetting`` for what the model cannot take."""
     where = f"Bedrock InvokeModel for {model_id!r}"
-    body = anthropic_wire.request_body(request, offered_tools(request), provider=where)
-    betas = list(anthropic_wire.beta_flags(request.settings))
-    reasoning, model = request.settings.reasoning, bedrock_model(model_id)
-    check_temperature_and_top_p(model, request, where)
-    if reasoning is not None and model.is_claude and "thinking" not in request.settings.extra:
-        style = claude_thinking(model)
-        if style == "none":
-            raise UnsupportedSetting(
-                "reasoning",
-                where,
-                "this Claude model has no extended thinking (Claude 3.7 Sonnet and Claude 4 "
-                "and later have it)",
-            )
-        if style == "adaptive" or (style == "both" and reasoning.effort is not None):
-            level = "low" if reasoning.level() == "minimal" else reasoning.level()
-            body["thinking"] = {"type": "adaptive"}
-            body["output_config"] = {"effort": level}
-            betas = []
-        elif (model.claude_version or (4, 0)) < (4, 0):
-            betas = []
+    model = bedrock_model(model_id)
+    name = model.name if model.is_claude else None  # as Anthropic's API names it
+    thinking = request.settings.reasoning is not None and model.is_claude
+    if thinking and claude_thinking(model) == "none":
+        raise UnsupportedSetting(
+            "reasoning",
+            where,
+            "this Claude model has no extended thinking (Claude 3.7 Sonnet and Claude 4 and "
+            "later have it)",
+        )
+    body = anthropic_wire.request_body(request, offered_tools(request), provider=where, model=name)
+    betas = list(anthropic_wire.beta_flags(request.settings, name))
+    version = model.claude_version
+    if version is not None and version < (4, 0):  # interleaved thinking came with Claude 4
+        betas = []
     if not prompt_cache_places(model_id):
         _unmark_cache(body)
     if betas:

@@ -9,7 +9,8 @@
   effort or budget cannot be chosen. Other models: refused, pointing at ``extra``. The answer
   keeps its room: maxTokens is raised by the budget (``Reasoning.budget()``);
 - with Claude thinking on, the model refuses temperature, top_k, top_p below 0.95 and a forced
-  tool choice, so they are refused here first;
+  tool choice, so they are refused here first; Claude 4.5 and later take a temperature or a
+  top_p, not both, and 4.7 and later none of temperature, top_p, top_k;
 - ``top_k``: ``{"top_k": n}`` for Claude, refused for others (their field, if any, differs);
 - ``metadata`` and ``user`` (as ``metadata["user"]``): ``requestMetadata``, the string pairs
   Bedrock keeps with the invocation log; Bedrock's rules on them are checked here;
@@ -25,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from openptc.models.anthropic_settings import INTERLEAVED_THINKING_BETA as INTERLEAVED_THINKING
 from openptc.models.base import ModelRequest
 from openptc.models.bedrock_models import (
     BedrockModel,
@@ -36,7 +38,6 @@ from openptc.models.bedrock_models import (
 )
 from openptc.models.settings import Reasoning, UnsupportedSetting
 
-INTERLEAVED_THINKING = "interleaved-thinking-2025-05-14"
 STOP_SEQUENCE_PATH = "/stop_sequence"
 _METADATA_TEXT = re.compile(r"[a-zA-Z0-9\s:_@$#=/+,\-.]*")
 _METADATA_MAX = 16
@@ -68,7 +69,9 @@ def converse_settings(model_id: str, request: ModelRequest) -> ConverseSettings:
     if settings.temperature is not None:
         if settings.temperature > 1:
             raise UnsupportedSetting(
-                f"temperature={settings.temperature}", where, "Converse takes 0 to 1"
+                f"temperature={settings.temperature}",
+                where,
+                "Converse takes 0 to 1; pass one in that range",
             )
         _refuse_with_thinking(thinking, "temperature", where)
         inference["temperature"] = settings.temperature
@@ -78,7 +81,7 @@ def converse_settings(model_id: str, request: ModelRequest) -> ConverseSettings:
                 f"top_p={settings.top_p}", where, "with thinking on, Claude takes 0.95 to 1"
             )
         inference["topP"] = settings.top_p
-    check_temperature_and_top_p(model, request, where)
+    _check_claude_sampling(model, request, where)
     if settings.top_k is not None:
         if not model.is_claude:
             raise UnsupportedSetting(
@@ -113,7 +116,7 @@ def _reasoning_fields(
                 "and later have it)",
             )
         choice = request.tool_choice
-        if choice is not None and choice.mode in ("any", "tool"):
+        if request.tools and choice is not None and choice.mode in ("any", "tool"):
             raise UnsupportedSetting(
                 f"tool_choice {choice.mode!r}",
                 where,
@@ -150,12 +153,21 @@ def _refuse_with_thinking(thinking: bool, setting: str, where: str) -> None:
         )
 
 
-def check_temperature_and_top_p(model: BedrockModel, request: ModelRequest, where: str) -> None:
-    """Claude 4.5 and later take a temperature or a top_p, not both."""
-    settings = request.settings
-    version = model.claude_version
+def _check_claude_sampling(model: BedrockModel, request: ModelRequest, where: str) -> None:
+    """Claude 4.7 and later take no sampling parameters (the model answers that they are
+    deprecated); Claude 4.5 and later take a temperature or a top_p, not both."""
+    if not model.is_claude:
+        return
+    settings, version = request.settings, model.claude_version
+    newest = version is None or version >= (4, 7)  # no number: a family newer than those
+    if newest:
+        for name in ("temperature", "top_p", "top_k"):
+            if getattr(settings, name) is not None:
+                raise UnsupportedSetting(
+                    name, where, "Claude 4.7 and later take no sampling parameters; leave it unset"
+                )
     both = settings.temperature is not None and settings.top_p is not None
-    if both and model.is_claude and (version is None or version >= (4, 5)):
+    if both and (newest or (version is not None and version >= (4, 5))):
         raise UnsupportedSetting(
             "temperature with top_p", where, "this Claude model takes one of the two, not both"
         )
@@ -186,6 +198,5 @@ __all__ = [
     "INTERLEAVED_THINKING",
     "STOP_SEQUENCE_PATH",
     "ConverseSettings",
-    "check_temperature_and_top_p",
     "converse_settings",
 ]
