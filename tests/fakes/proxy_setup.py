@@ -1,7 +1,8 @@
 """A real proxy on 127.0.0.1 (uvicorn, local sandbox) driven by the official ``anthropic`` SDK.
 
-The backend is a scripted model (the only stand-in: no provider is reachable here); everything
-between the SDK and the sandbox is the real thing.
+The backend is a scripted model (the only stand-in: no provider is reachable here), or a
+``MeteredModel`` where a test needs the usage a provider reports; everything between the SDK
+and the sandbox is the real thing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ import anthropic
 from pydantic import SecretStr
 
 from fakes.harness import serve
-from openptc.models.base import Model, ToolUseBlock
+from openptc.models.base import (
+    Model,
+    ModelError,
+    ModelRequest,
+    ModelResponse,
+    TextSink,
+    ToolUseBlock,
+)
 from openptc.models.resolve import model_from_string
 from openptc.models.scripted import ScriptedModel, Turn
 from openptc.proxy.app import create_app
@@ -136,3 +144,38 @@ def code_turn(n: int, program: str) -> list[ToolUseBlock]:
 def scripted(*turns: Turn) -> ScriptedModel:
     """A backend that plays ``turns`` in order (labelled as a test script)."""
     return ScriptedModel.from_turns(turns, name="scripted:test", about="test script")
+
+
+class MeteredModel:
+    """A backend that plays whole responses in order *with* their usage (a scripted model
+    reports none), records the requests it got, and counts how often it was closed."""
+
+    def __init__(self, *turns: ModelResponse, fail_close: bool = False) -> None:
+        self._turns = list(turns)
+        self._fail_close = fail_close
+        self.requests: list[ModelRequest] = []
+        self.closed = 0
+
+    @property
+    def name(self) -> str:
+        return "scripted:metered"
+
+    @property
+    def label(self) -> str:
+        return "scripted (offline, test turns with usage)"
+
+    async def generate(
+        self, request: ModelRequest, *, on_text: TextSink | None = None
+    ) -> ModelResponse:
+        self.requests.append(request)
+        if not self._turns:
+            raise ModelError("the metered test model has no turn left")
+        response = self._turns.pop(0)
+        if on_text is not None and response.text:
+            on_text(response.text)
+        return response
+
+    async def aclose(self) -> None:
+        self.closed += 1
+        if self._fail_close:
+            raise RuntimeError("this test model fails to close")

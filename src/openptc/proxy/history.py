@@ -109,13 +109,16 @@ class _Builder:
 
 
 @dataclass
-class _Turn:
-    """Consecutive messages of one role, read as one turn (``index``: its first message)."""
+class _MergedTurn:
+    """Consecutive messages of one role, read as one turn."""
 
     role: str
-    index: int
+    indexes: list[int]  # of its messages in the request
     blocks: list[tuple[str, Any]]  # each block with where it is in the request
-    indexes: list[int]
+
+    @property
+    def index(self) -> int:
+        return self.indexes[0]
 
     def merged(self) -> str:
         """Says so when the turn is several messages: the client may not know the rule."""
@@ -125,8 +128,8 @@ class _Turn:
         return f" ({listed} are consecutive {self.role} messages, read as one turn)"
 
 
-def _merged(messages: list[MessageParam]) -> list[_Turn]:
-    turns: list[_Turn] = []
+def _merged(messages: list[MessageParam]) -> list[_MergedTurn]:
+    turns: list[_MergedTurn] = []
     last = len(messages) - 1
     for index, message in enumerate(messages):
         blocks = message.blocks()
@@ -140,7 +143,7 @@ def _merged(messages: list[MessageParam]) -> list[_Turn]:
             turns[-1].blocks += located
             turns[-1].indexes.append(index)
         else:
-            turns.append(_Turn(message.role, index, located, [index]))
+            turns.append(_MergedTurn(message.role, [index], located))
     return turns
 
 

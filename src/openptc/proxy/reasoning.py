@@ -49,7 +49,7 @@ def _native(block: ReasoningBlock) -> ReasoningContent | None:
 
 
 def _seal(fields: dict[str, Any]) -> str:
-    text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(fields, separators=(",", ":"))  # ASCII: any string survives
     return PREFIX + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
