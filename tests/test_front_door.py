@@ -55,8 +55,9 @@ def run_readme_block(containing: str, env: dict[str, str]) -> subprocess.Complet
 
 def test_readme_replay_example_runs_as_written() -> None:
     # Every python block of the README is run by a test: the four here, the one of tools
-    # from schemas in test_tools_from_schemas.py, and the MCP one in test_mcp_readme.py.
-    assert len(readme_python_blocks()) == 6
+    # from schemas in test_tools_from_schemas.py, the MCP one in test_mcp_readme.py, and the
+    # reasoning one in test_readme_model_settings.py.
+    assert len(readme_python_blocks()) == 7
     done = run(sys.executable, "-c", readme_block("ReplaySandbox"))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
