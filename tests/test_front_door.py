@@ -80,6 +80,17 @@ def test_ptc_demo_compares_both_modes() -> None:
     assert re.search(r"PTC: 2 model calls instead of \d+, \d+\.\d% fewer input tokens", out)
     assert "await get_team_members" in out  # the program the model wrote is shown
     assert out.count("yes") >= 2  # both answers judged correct
+    # The README shows this table: its counted rows must be what the demo prints (wall time
+    # varies from run to run and is left out).
+    readme = (ROOT / "README.md").read_text()
+    for row in ("model calls", "input tokens", "of which cached", "output tokens", "tool calls"):
+        (shown,) = [
+            line for line in readme.splitlines() if line.startswith(("│ " + row, "│   " + row))
+        ]
+        (printed,) = [
+            line for line in out.splitlines() if line.startswith(("│ " + row, "│   " + row))
+        ]
+        assert shown.split("│")[2:4] == printed.split("│")[2:4], row
 
 
 def test_ptc_doctor_reports_isolation() -> None:
