@@ -2,18 +2,26 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
+TEST_STAMP := $(VENV)/.installed-test
 # Most tests wait on processes and sockets, not the CPU: four workers keep two cores busy. Each
 # worker takes whole files, so a module's servers (Redis, a private Docker engine) start once.
 TEST_WORKERS ?= 4
 
 .PHONY: demo test lint bench doctor sandbox-deps clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+
+# The demo needs the base install only; the tests every extra and the dev group.
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[all]' --group dev
+	touch $@ $(DEMO_STAMP)
 
 # bubblewrap gives the sandbox its namespaces; install it when missing and apt can (best effort).
 sandbox-deps:
@@ -26,25 +34,31 @@ sandbox-deps:
 	  else echo "warning: bwrap not found; install bubblewrap for namespace isolation (see 'ptc doctor')"; fi; }
 
 # Offline with the scripted model; then, for each provider whose credentials are set, for real.
-demo: $(STAMP) sandbox-deps
+# The SDK of each provider whose credentials are set is installed just before its run.
+demo: $(DEMO_STAMP) sandbox-deps
 	$(BIN)/ptc demo
+	@extras=""; \
+	  [ -n "$$ANTHROPIC_API_KEY" ] && extras="$$extras,anthropic"; \
+	  [ -n "$$OPENAI_API_KEY" ] && extras="$$extras,openai"; \
+	  [ -n "$$PTC_BEDROCK_MODEL" ] && extras="$$extras,bedrock"; \
+	  if [ -n "$$extras" ]; then $(BIN)/python -m pip install --quiet -e ".[$${extras#,}]"; fi
 	$(BIN)/ptc demo --providers-with-keys
 
-test: $(STAMP) sandbox-deps
+test: $(TEST_STAMP) sandbox-deps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
-bench: $(STAMP) sandbox-deps
+bench: $(TEST_STAMP) sandbox-deps
 	$(BIN)/ptc bench sandbox
 	$(BIN)/ptc bench replay
 	$(BIN)/ptc bench proxy
 	$(BIN)/ptc bench fleet
 	$(BIN)/ptc bench mcp
 
-doctor: $(STAMP) sandbox-deps
+doctor: $(DEMO_STAMP) sandbox-deps
 	$(BIN)/ptc doctor
 
 clean:
