@@ -176,6 +176,50 @@ def test_google_docstring_args_become_descriptions() -> None:
     assert '        employee_id: The employee\'s id, for example "E17".' in stub
 
 
+def test_sphinx_and_numpy_docstrings_describe_parameters_too() -> None:
+    def sphinx(employee_id: str, quarter: str) -> None:
+        """Expenses of one employee.
+
+        :param employee_id: The employee's id.
+        :param quarter: Fiscal quarter,
+            e.g. "Q3".
+        :returns: The items.
+        """
+
+    def numpy(employee_id: str, quarter: str) -> None:
+        """Expenses of one employee.
+
+        Parameters
+        ----------
+        employee_id : str
+            The employee's id.
+        quarter : str
+            Fiscal quarter,
+            e.g. "Q3".
+
+        Returns
+        -------
+        list
+            The items.
+        """
+
+    for fn in (sphinx, numpy):
+        t = tool(fn)
+        assert t.description == "Expenses of one employee.\n\nReturns:\n    The items.", fn
+        assert only_property(t, "employee_id")["description"] == "The employee's id."
+        assert only_property(t, "quarter")["description"] == 'Fiscal quarter, e.g. "Q3".'
+
+
+def test_a_docstring_without_sections_is_the_description_as_written() -> None:
+    def f(q: str) -> None:
+        """Look one thing up.
+
+        Note: the lookup is slow: call it once.
+        """
+
+    assert tool(f).description == "Look one thing up.\n\nNote: the lookup is slow: call it once."
+
+
 def test_annotated_field_description_is_used_without_docstring() -> None:
     def f(q: Annotated[str, Field(description="the quarter")]) -> None: ...
 

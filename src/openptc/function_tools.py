@@ -1,7 +1,8 @@
 """Typed Python functions as tools: parameters from hints and docstrings, checked with pydantic.
 
 A ``FunctionBinding`` reads a function once: its parameters (with the descriptions of a
-Google-style ``Args:`` section or ``Annotated[..., Field(description=...)]``), a pydantic model
+docstring's parameter section, Google, Sphinx or NumPy style, or
+``Annotated[..., Field(description=...)]``), a pydantic model
 that turns a model's JSON arguments into typed values (a bad call fails with a message naming the
 tool, the argument and the problem), and the adapter that turns results back into JSON. What a
 model could not call well is refused with the way forward: ``*args``/``**kwargs``, and a
@@ -13,11 +14,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, get_origin
 
+import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from openptc import stubs
@@ -27,7 +28,6 @@ __all__ = ["FunctionBinding"]
 
 _EMPTY: Any = inspect.Parameter.empty
 _ARG_ERROR = "ToolArgumentError"
-_ARGS_HEADERS = {"args:", "arguments:", "parameters:", "params:"}
 _FROM_SCHEMA_HINT = (
     "if a JSON Schema describes the arguments, use Tool.from_schema(name, description, "
     "input_schema, call): call receives the validated arguments as one dict"
@@ -214,34 +214,22 @@ def _return_adapter(annotation: Any) -> TypeAdapter[Any] | None:
 
 
 def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """Split a Google-style docstring into its description and its ``Args:`` entries."""
-    kept: list[str] = []
-    args: dict[str, str] = {}
-    lines = doc.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        if line.strip().lower() not in _ARGS_HEADERS:
-            kept.append(line)
-            continue
-        header_indent, entry_indent, current = _indent(line), None, None
-        while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > header_indent):
-            text, indent = lines[i].strip(), _indent(lines[i])
-            i += 1
-            if entry_indent is None and text:
-                entry_indent = indent
-            m = re.match(r"\**(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$", text)
-            if m and indent == entry_indent:
-                current = m.group(1)
-                args[current] = m.group(2)
-            elif text and current:
-                args[current] = f"{args[current]} {text}".strip()
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip(), args
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
+    """The description a model reads, and each parameter's, from a Google, Sphinx (reST) or
+    NumPy docstring (``docstring_parser`` tells the style). What the function returns is kept
+    in the description; the parameters' prose moves to the schema."""
+    parsed = docstring_parser.parse(doc)
+    args = {
+        p.arg_name: " ".join(p.description.split())
+        for p in parsed.params
+        if p.description and p.args[0] in ("param", "parameter", "arg", "argument", "key")
+    }
+    parts = [(parsed.description or "").strip()]
+    if parsed.returns is not None and parsed.returns.description:
+        returned = parsed.returns.description.strip().replace("\n", "\n    ")
+        parts.append(f"Returns:\n    {returned}")
+    if not args and not parsed.returns:  # no section it knows: the docstring as written
+        return doc.strip(), {}
+    return "\n\n".join(p for p in parts if p).strip(), args
 
 
 def _clean_schema(node: Any, key: str = "") -> Any:
