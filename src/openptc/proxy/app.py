@@ -4,7 +4,8 @@
 backend models from the config unless given them, starts them before the first request and
 closes what it opened at shutdown (the backend models included: each holds its connections).
 The store is watched (``store_watch``: an outage is a 503, logged once) and the app gated
-(``drain``: refused while draining). The handlers themselves are in ``routes``.
+(``drain``: refused while draining). The handlers themselves are in ``routes``; ``/metrics``
+(Prometheus, no API key: see ``metrics``) is served here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from openptc.logs import install_request_ids
@@ -25,6 +28,7 @@ from openptc.proxy.config import ProxyConfig
 from openptc.proxy.containers import ContainerManager
 from openptc.proxy.drain import Drain, DrainGate
 from openptc.proxy.forwarding import Forwarder
+from openptc.proxy.metrics import CONTENT_TYPE, ProxyMetrics, RequestMetrics
 from openptc.proxy.routes import Api, ProxyState, method_not_allowed_handler, not_found_handler
 from openptc.proxy.store import MemoryStore, RecordStore
 from openptc.proxy.store_watch import WatchedStore
@@ -72,6 +76,7 @@ def create_app(
     once per string, and the app closes what it returns at shutdown."""
     holder: dict[str, ProxyState] = {}
     drain = Drain()  # flipped by ``serve.DrainingServer`` on SIGTERM
+    metrics = ProxyMetrics(config.models.values())
     install_request_ids(log)
 
     def state() -> ProxyState:
@@ -87,9 +92,9 @@ def create_app(
             await start()  # probe isolation / reach the server, fill the pool, before requests
         watched = WatchedStore(chosen_store)
         await watched.check_at_startup()  # an outage, or a Redis that persists nothing: said now
-        containers = ContainerManager(config, watched, chosen_sandbox)
+        containers = ContainerManager(config, watched, chosen_sandbox, metrics)
         models = BackendModels(model_for or model_from_string)
-        runner = TurnRunner(config, containers, models)
+        runner = TurnRunner(config, containers, models, metrics)
         forwarder = Forwarder(config.advertise_url) if config.advertise_url else None
         holder["state"] = ProxyState(config, containers, runner, chosen_sandbox, watched, forwarder)
         containers.start()
@@ -107,6 +112,13 @@ def create_app(
                 await chosen_store.aclose()
 
     api = Api(state, drain)
+
+    async def scrape(request: Request) -> Response:
+        current = holder.get("state")
+        containers = current.containers if current is not None else None
+        exposition = metrics.render(containers, drain.in_flight)
+        return Response(exposition, media_type=CONTENT_TYPE)
+
     routes = [
         Route("/v1/messages", api.messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", api.count_tokens, methods=["POST"]),
@@ -115,11 +127,15 @@ def create_app(
         Route("/health", api.health, methods=["GET"]),
         Route("/readyz", api.ready, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
+        Route("/metrics", scrape, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(DrainGate, drain=drain)],
+        middleware=[  # outermost first: refusals while draining are counted too
+            Middleware(RequestMetrics, metrics=metrics, routes=routes),
+            Middleware(DrainGate, drain=drain),
+        ],
         exception_handlers={
             404: not_found_handler,
             405: method_not_allowed_handler,

@@ -29,6 +29,7 @@ from openptc.proxy.container_errors import (
     unknown_container,
 )
 from openptc.proxy.errors import ApiError
+from openptc.proxy.metrics import ProxyMetrics
 from openptc.proxy.program import Diverged, LiveProgram
 from openptc.proxy.records import ContainerHistory, ProgramRecord
 from openptc.proxy.store import RecordStore, StoredRecord
@@ -85,8 +86,15 @@ class LiveContainer:
 class ContainerManager:
     """Creates, finds, rebuilds, saves and reaps containers."""
 
-    def __init__(self, config: ProxyConfig, store: RecordStore, sandbox: Sandbox) -> None:
+    def __init__(
+        self,
+        config: ProxyConfig,
+        store: RecordStore,
+        sandbox: Sandbox,
+        metrics: ProxyMetrics | None = None,
+    ) -> None:
         self._config = config
+        self._metrics = metrics or ProxyMetrics()
         self._store = store if isinstance(store, WatchedStore) else WatchedStore(store)
         self._sandbox = sandbox
         self._live: dict[str, LiveContainer] = {}
@@ -106,6 +114,15 @@ class ContainerManager:
     @property
     def live_count(self) -> int:
         return len(self._live)
+
+    @property
+    def sessions_held(self) -> int:
+        return sum(1 for c in self._live.values() if c.session is not None)
+
+    @property
+    def paused_count(self) -> int:
+        """Programs waiting on their client's tool results (no request is running them)."""
+        return sum(1 for c in self._live.values() if c.program is not None and not c.lock.locked())
 
     @property
     def store(self) -> WatchedStore:
@@ -184,6 +201,7 @@ class ContainerManager:
             await self._unclaim(container)
             raise
         self._live[container.id] = container
+        self._metrics.containers_created.inc()
         log.info("container created", extra={"container_id": container.id})
         return container
 
@@ -224,6 +242,7 @@ class ContainerManager:
             limit=key.max_containers,
         )
         self._live[container_id] = restored
+        self._metrics.containers_restored.inc()
         log.info(
             "container restored from its record",
             extra={"container_id": container_id, "programs": len(restored.history.programs)},

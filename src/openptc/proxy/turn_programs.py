@@ -16,6 +16,7 @@ from openptc.proxy.config import ProxyConfig
 from openptc.proxy.containers import ContainerManager, LiveContainer, new_id
 from openptc.proxy.errors import invalid
 from openptc.proxy.history import render_output
+from openptc.proxy.metrics import ProxyMetrics
 from openptc.proxy.program import Diverged, Finished, LiveProgram, Paused, ProgramEvent
 from openptc.proxy.records import ProgramRecord
 from openptc.proxy.turn_events import TurnEnd, TurnEvent
@@ -68,9 +69,12 @@ def record_signatures(record: ProgramRecord) -> list[ToolSignature]:
 class TurnPrograms:
     """Starts, resumes and follows the container's programs for the turn runner."""
 
-    def __init__(self, config: ProxyConfig, containers: ContainerManager) -> None:
+    def __init__(
+        self, config: ProxyConfig, containers: ContainerManager, metrics: ProxyMetrics
+    ) -> None:
         self._config = config
         self._containers = containers
+        self._metrics = metrics
 
     async def resume(self, turn: Turn) -> LiveProgram:
         """The paused program the request answers, given its results; every mistake is a 400."""
@@ -139,6 +143,8 @@ class TurnPrograms:
         server_id = program.record.server_tool_use_id
         if isinstance(event, Paused):
             caller = CodeCaller(type=turn.tools.caller_type, tool_id=server_id)  # type: ignore[arg-type]
+            self._metrics.program_pauses.inc()
+            self._metrics.tool_calls.labels(caller="program").inc(len(event.calls))
             for call in event.calls:
                 call.announced = True  # from now on the client owes its result
                 yield ToolUseContent(
@@ -155,7 +161,10 @@ class TurnPrograms:
         if isinstance(event, Finished):
             result = execution_result(event.execution, container.notice)
             container.notice = None
+            error = event.execution.error
+            self._metrics.programs_finished.labels(outcome=error.kind if error else "ok").inc()
         else:
+            self._metrics.programs_finished.labels(outcome=event.cause).inc()
             result = await self._diverged(container, event)
         block = CodeExecutionToolResultContent(tool_use_id=server_id, content=result)
         turn.conversation.messages.append(

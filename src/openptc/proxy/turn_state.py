@@ -46,6 +46,16 @@ class TokenTally:
             self.cache_write += response.usage.cache_write_tokens
             self.reasoning += response.usage.reasoning_tokens
 
+    def counts(self) -> dict[str, int]:
+        """The tally by kind, as the metrics name the kinds."""
+        return {
+            "input": self.input,
+            "output": self.output,
+            "cache_read": self.cache_read,
+            "cache_write": self.cache_write,
+            "reasoning": self.reasoning,
+        }
+
     def wire(self) -> Usage:
         details = OutputTokensDetails(thinking_tokens=self.reasoning) if self.reasoning else None
         return Usage(
@@ -70,3 +80,4 @@ class Turn:
     max_tokens: int = 4096  # the backend's: the client's less its thinking budget
     tokens: TokenTally = field(default_factory=TokenTally)
     container: LiveContainer | None = None
+    backend: str = ""  # the configured model string: the metrics' label

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 
 from openptc.models.base import (
@@ -36,6 +37,7 @@ from openptc.proxy.config import ApiKey, ProxyConfig
 from openptc.proxy.containers import ContainerManager, LiveContainer, new_id
 from openptc.proxy.errors import ApiError, invalid
 from openptc.proxy.history import CONTAINER_REQUIRED, read_conversation
+from openptc.proxy.metrics import ProxyMetrics
 from openptc.proxy.prompting import backend_tools, signature
 from openptc.proxy.records import ProgramRecord, ReasoningRecord
 from openptc.proxy.request_settings import backend_max_tokens, backend_settings
@@ -82,19 +84,23 @@ class TurnRunner:
         config: ProxyConfig,
         containers: ContainerManager,
         model_for: Callable[[str], Model],
+        metrics: ProxyMetrics | None = None,
     ) -> None:
         self._config = config
         self._containers = containers
         self._model_for = model_for
-        self._programs = TurnPrograms(config, containers)
+        self._metrics = metrics or ProxyMetrics()
+        self._programs = TurnPrograms(config, containers, self._metrics)
 
     async def run(self, request: MessagesRequest, key: ApiKey) -> AsyncIterator[TurnEvent]:
         """Validate everything first (errors before any output), then yield the blocks."""
         tools = request_tools(request)
         conversation = read_conversation(request.messages)
         settings = backend_settings(request)
-        model = self._model_for(self._config.model_string(request.model))
+        backend = self._config.model_string(request.model)
+        model = self._model_for(backend)
         turn = Turn(request, key, tools, conversation, model, settings, backend_max_tokens(request))
+        turn.backend = backend
         pending = conversation.pending
         async with contextlib.AsyncExitStack() as stack:
             if pending is not None:
@@ -176,11 +182,14 @@ class TurnRunner:
             request = self._model_request(turn)
             generated: list[ModelResponse] = []
             streamed = False
+            started, counted = time.perf_counter(), turn.tokens.counts()
             async for delta in self._generate(turn, request, generated):
                 streamed = True
                 yield delta
             response = generated[0]
             turn.tokens.add(request, response)
+            took = time.perf_counter() - started
+            self._metrics.model_call(turn.backend, counted, turn.tokens.counts(), took)
             code_use = next(
                 (u for u in response.tool_uses if u.name == CODE_TOOL_NAME and turn.tools.code),
                 None,
@@ -228,6 +237,7 @@ class TurnRunner:
             )
             turn.container.history.programs.append(record)
             program = await self._programs.start(turn, record)
+            self._metrics.programs_started.inc()
             log.info("program started", extra={"container_id": turn.container.id})
             program_event = await program.next_event()
             async for out in self._programs.after_program(turn, program, program_event):
@@ -258,6 +268,7 @@ class TurnRunner:
             try:
                 out.append(await turn.model.generate(request))
             except Exception as exc:
+                self._metrics.model_call_failed(turn.backend)
                 raise _model_error(exc) from exc
             return
         chunks: asyncio.Queue[str | None] = asyncio.Queue()
@@ -275,6 +286,7 @@ class TurnRunner:
                     yield TextDelta(chunk)
             out.append(await task)
         except Exception as exc:
+            self._metrics.model_call_failed(turn.backend)
             raise _model_error(exc) from exc
         finally:
             if not task.done():
@@ -292,6 +304,7 @@ class TurnRunner:
                 yield shown
             elif isinstance(block, ToolUseBlock):
                 uses += 1
+                self._metrics.tool_calls.labels(caller="direct").inc()
                 yield ToolUseContent(
                     id=block.id, name=block.name, input=dict(block.input), caller=caller
                 )
