@@ -5,6 +5,7 @@ prints comes back into the model's context.
 """
 
 from openptc.agent import Agent, RunResult, RunUsage
+from openptc.code_tool import CodeTool
 from openptc.models import Model, ScriptedModel, model_from_string
 from openptc.sandbox.base import Execution, Isolation, Limits, ToolCallError
 from openptc.sandbox.local import LocalSandbox
@@ -12,6 +13,7 @@ from openptc.tools import Tool, Toolbox, tool
 
 __all__ = [
     "Agent",
+    "CodeTool",
     "Execution",
     "Isolation",
     "Limits",
