@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -29,12 +28,6 @@ from openptc.scenarios import brains, expense
 from openptc.tools import Toolbox, tool
 
 BUGGY_PROGRAM = expense.REFERENCE_PROGRAM.replace('e["amount"]', 'e["amt"]')
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[LocalSandbox]:
-    async with LocalSandbox() as sb:
-        yield sb
 
 
 def _results(result: RunResult) -> list[ToolResultBlock]:

@@ -55,9 +55,10 @@ def run_readme_block(containing: str, env: dict[str, str]) -> subprocess.Complet
 
 def test_readme_replay_example_runs_as_written() -> None:
     # Every python block of the README is run by a test: the four here, the one of tools
-    # from schemas in test_tools_from_schemas.py, the MCP one in test_mcp_readme.py, and the
-    # reasoning one in test_readme_model_settings.py.
-    assert len(readme_python_blocks()) == 7
+    # from schemas in test_tools_from_schemas.py, the MCP one in test_mcp_readme.py, the
+    # reasoning one in test_readme_model_settings.py, the four framework ones in
+    # test_readme_integrations.py and the telemetry one in test_readme_observability.py.
+    assert len(readme_python_blocks()) == 12
     done = run(sys.executable, "-c", readme_block("ReplaySandbox"))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

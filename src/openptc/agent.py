@@ -16,6 +16,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from openptc.events import (
+    EventSink,
+    ExecutionFinished,
+    ModelCallFinished,
+    ModelCallStarted,
+    ProgramStarted,
+    RunFinished,
+    RunStarted,
+)
 from openptc.models.base import (
     Message,
     Model,
@@ -35,6 +44,7 @@ from openptc.models.tokens import (
     count_spec_tokens,
     count_text,
 )
+from openptc.observing import Emitter, ObservedTools, one_line
 from openptc.prompts import CODE_TOOL_NAME, Mode, code_tool_spec, system_prompt
 from openptc.runs import RunResult, RunUsage, StopKind
 from openptc.sandbox.base import (
@@ -44,8 +54,9 @@ from openptc.sandbox.base import (
     SandboxError,
     Session,
     ToolCallError,
+    ToolHost,
 )
-from openptc.tools import Toolbox
+from openptc.tools import Toolbox, wire_name
 
 __all__ = ["Agent", "RunResult", "RunUsage", "StopKind"]  # results re-exported from ``runs``
 
@@ -81,6 +92,11 @@ class _Ledger:
             cache_read_tokens=self.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens,
             reasoning_tokens=self.reasoning_tokens,
+        )
+
+    def finished(self, stop: str, error: str | None) -> RunFinished:
+        return RunFinished(
+            stop, self.model_calls, self.tool_calls, self.input_tokens, self.output_tokens, error
         )
 
 
@@ -124,7 +140,7 @@ class _CodeSession:
             self._sandbox = await self._stack.enter_async_context(sandbox)
         return await self._sandbox.open_session()
 
-    async def execute(self, code: str, tools: Toolbox) -> Execution | SandboxError:
+    async def execute(self, code: str, tools: ToolHost) -> Execution | SandboxError:
         """Run one program. If the session died, return the error; the next program gets a
         fresh session (opened then, so it cannot idle out while the model thinks).
 
@@ -218,6 +234,9 @@ class Agent:
         self._direct_tools = self.toolbox.for_caller("direct") if direct else Toolbox([])
         specs = [ToolSpec.from_dict(s) for s in self._direct_tools.specs()]
         self._direct_names = frozenset(s.name for s in specs)  # as the model names them
+        self._direct_by_wire = {wire_name(t.name): t.name for t in self._direct_tools}
+        offered = set(self._code_tools.names) | set(self._direct_tools.names)
+        self._offered = tuple(n for n in self.toolbox.names if n in offered)  # for RunStarted
         if uses_code and CODE_TOOL_NAME in self._direct_names:
             raise ValueError(f"a tool may not be named {CODE_TOOL_NAME!r}: that is the code tool")
         if uses_code:
@@ -240,26 +259,48 @@ class Agent:
         """What the model may call as a tool use, in the order it is offered."""
         return tuple(s.name for s in self.tool_specs)
 
-    async def run(self, prompt: str, *, on_text: TextSink | None = None) -> RunResult:
+    async def run(
+        self,
+        prompt: str,
+        *,
+        on_text: TextSink | None = None,
+        on_event: EventSink | None = None,
+    ) -> RunResult:
         """Run the loop for one prompt; the sandbox session lives exactly as long as the run.
 
         A model error on the first call raises (nothing happened yet: a missing key, a wrong
         model). Later, the run ends with ``stop="model_error"`` and keeps what was done: the
         transcript, the programs, the tool calls that ran and the tokens spent.
+
+        ``on_event`` gets the run's events (``openptc.events``) as they happen, each tool call
+        of a program while the program runs; ``RunFinished`` comes last, also when the run
+        raises. An exception from ``on_event`` is logged and the run goes on
+        (``openptc.observing`` says why).
         """
         if self.toolbox.version != self._tools_version:
             self._offer_tools()
+        emit = Emitter(on_event)
         ledger = _Ledger()
         code = _CodeSession(self.sandbox, self.limits)
         messages: list[Message] = [Message.user(prompt)]
+        failure: str | None = None
+        emit(RunStarted(self.model.name, self.mode, self._offered))
         try:
-            answer, stop = await self._loop(messages, ledger, code, on_text)
-        except ModelError as exc:
-            if ledger.model_calls == 0:
-                raise
-            answer, stop = f"Stopped: the model call failed: {exc}", "model_error"
-        finally:
-            await code.close()
+            try:
+                answer, stop = await self._loop(messages, ledger, code, on_text, emit)
+            except ModelError as exc:
+                if ledger.model_calls == 0:
+                    raise
+                answer, stop = f"Stopped: the model call failed: {exc}", "model_error"
+                failure = one_line(exc)
+            finally:
+                await code.close()
+        except BaseException as exc:
+            emit(ledger.finished("error", one_line(exc)))
+            emit.report()
+            raise
+        emit(ledger.finished(stop, failure))
+        emit.report()
         return RunResult(
             answer=answer,
             transcript=tuple(messages),
@@ -277,6 +318,7 @@ class Agent:
         ledger: _Ledger,
         code: _CodeSession,
         on_text: TextSink | None,
+        emit: Emitter,
     ) -> tuple[str, StopKind]:
         """Sample, answer tool uses, repeat; ``messages`` grows in place (kept on failure)."""
         counter = _InputCounter(self.system, self.tool_specs)
@@ -289,18 +331,23 @@ class Agent:
                 self.max_tokens,
                 settings=self.settings,
             )
+            number = ledger.model_calls + 1
+            emit(ModelCallStarted(number))
+            started = time.perf_counter()
             response = await self.model.generate(request, on_text=on_text)
             self._account(ledger, request, response, counter)
             messages.append(response.to_message())
 
             uses = response.tool_uses
+            took = time.perf_counter() - started
+            emit(ModelCallFinished(number, response.usage, response.stop_reason, len(uses), took))
             if not uses:
                 stop: StopKind = "answered"
                 if response.stop_reason in ("max_tokens", "refusal"):  # a stop sequence answers
                     stop = response.stop_reason
                 return response.text, stop
 
-            results = await self._answer_all(uses, ledger, code)
+            results = await self._answer_all(uses, ledger, code, emit)
             messages.append(Message.tool_results(results))
             if ledger.failed_in_a_row >= self.max_program_retries:
                 last = results[-1].content if results else ""
@@ -338,20 +385,20 @@ class Agent:
             ledger.output_tokens += count_response_tokens(response)
 
     async def _answer_all(
-        self, uses: tuple[ToolUseBlock, ...], ledger: _Ledger, code: _CodeSession
+        self, uses: tuple[ToolUseBlock, ...], ledger: _Ledger, code: _CodeSession, emit: Emitter
     ) -> list[ToolResultBlock]:
         """Answer every tool use of one turn; direct calls run concurrently, programs in order."""
         if len(uses) == 1:
-            return [await self._answer(uses[0], ledger, code)]
+            return [await self._answer(uses[0], ledger, code, emit)]
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._answer(u, ledger, code)) for u in uses]
+                tasks = [group.create_task(self._answer(u, ledger, code, emit)) for u in uses]
         except ExceptionGroup as failed:  # surface the failure itself, not a wrapper around it
             raise failed.exceptions[0] from failed
         return [t.result() for t in tasks]
 
     async def _answer(
-        self, use: ToolUseBlock, ledger: _Ledger, code: _CodeSession
+        self, use: ToolUseBlock, ledger: _Ledger, code: _CodeSession, emit: Emitter
     ) -> ToolResultBlock:
         if use.input_error is not None:
             message = (
@@ -360,9 +407,9 @@ class Agent:
             )
             return ToolResultBlock(use.id, message, is_error=True)
         if use.name == CODE_TOOL_NAME and self.mode != "direct":
-            return await self._run_program(use, ledger, code)
+            return await self._run_program(use, ledger, code, emit)
         if use.name in self._direct_names:
-            return await self._call_direct(use, ledger)
+            return await self._call_direct(use, ledger, emit)
         return ToolResultBlock(use.id, self._not_callable(use.name), is_error=True)
 
     def _not_callable(self, name: str) -> str:
@@ -374,24 +421,38 @@ class Agent:
             )
         return f"Unknown tool {name!r}. Tools you may call: {allowed}."
 
-    async def _call_direct(self, use: ToolUseBlock, ledger: _Ledger) -> ToolResultBlock:
+    async def _call_direct(
+        self, use: ToolUseBlock, ledger: _Ledger, emit: Emitter
+    ) -> ToolResultBlock:
         ledger.tool_calls += 1
+        name = self._direct_by_wire.get(use.name, use.name)  # events name tools as programs do
+        tools = ObservedTools(self._direct_tools, emit, program=None)
         try:
-            value = await self._direct_tools.call(use.name, dict(use.input))
+            value = await tools.call(name, dict(use.input))
         except ToolCallError as exc:
             return ToolResultBlock(use.id, f"{exc.kind}: {exc}", is_error=True)
         return ToolResultBlock(use.id, _json_text(value))
 
     async def _run_program(
-        self, use: ToolUseBlock, ledger: _Ledger, code: _CodeSession
+        self, use: ToolUseBlock, ledger: _Ledger, code: _CodeSession, emit: Emitter
     ) -> ToolResultBlock:
         program = use.input.get("code")
         if not isinstance(program, str) or not program.strip():
             message = f'{CODE_TOOL_NAME} needs {{"code": "<a Python program>"}} as its input.'
             return ToolResultBlock(use.id, message, is_error=True)
         ledger.programs.append(program)
-        execution = await code.execute(program, self._code_tools)
+        number = len(ledger.programs)
+        emit(ProgramStarted(number, program))
+        tools: ToolHost = self._code_tools
+        if emit.active:  # each call reported as the sandbox makes it
+            tools = ObservedTools(self._code_tools, emit, program=number)
+        try:
+            execution = await code.execute(program, tools)
+        except BaseException as exc:  # no session could be opened: the run fails
+            emit(ExecutionFinished(number, None, one_line(exc)))
+            raise
         if isinstance(execution, SandboxError):
+            emit(ExecutionFinished(number, None, one_line(execution)))
             ledger.program_errors += 1
             ledger.failed_in_a_row += 1
             message = (
@@ -403,6 +464,9 @@ class Agent:
             return ToolResultBlock(use.id, message, is_error=True)
         ledger.executions.append(execution)
         ledger.tool_calls += len(execution.tool_calls)
+        error = execution.error
+        failed = f"{error.type}: {error.message}".strip().split("\n")[0] if error else None
+        emit(ExecutionFinished(number, execution, failed))
         if execution.ok:
             ledger.failed_in_a_row = 0
         else:

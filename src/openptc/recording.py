@@ -4,12 +4,21 @@ A transcript is JSON lines: one header, then one line per model response, writte
 response arrives (a run that dies half-way still leaves what happened). Replaying feeds the
 responses back in order through a ``ScriptedModel``, which labels itself as a replay, so a run
 against a real provider can be rerun in CI with no key and no network.
+
+A replay is only the same run if the model is asked the same thing: the header keeps the mode,
+the question, the prompt version and a fingerprint of the tools as the model saw them (names,
+descriptions, schemas, and in ptc mode the stubs), and ``transcript_differences`` names what
+differs. A field the header lacks (transcripts written before the fingerprint existed, or by
+hand) cannot be checked: ``ptc run`` replays them with a warning naming it, rather than refuse
+every older transcript; the fields they do have are still checked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +31,7 @@ from openptc.models.base import (
     TextBlock,
     TextSink,
     ToolResultBlock,
+    ToolSpec,
     ToolUseBlock,
     close_model,
 )
@@ -75,8 +85,8 @@ def block_from_json(data: dict[str, Any]) -> Block:
             str(data["tool_use_id"]), str(data["content"]), bool(data.get("is_error"))
         )
     if kind == "reasoning":
-        fields = ("text", "wire", "signature", "redacted", "id", "encrypted")
-        return ReasoningBlock(**{k: data[k] for k in fields if k in data})
+        names = {f.name for f in fields(ReasoningBlock)}
+        return ReasoningBlock(**{k: v for k, v in data.items() if k in names})
     raise ValueError(f"unknown block type {kind!r} in transcript")
 
 
@@ -102,13 +112,25 @@ def response_from_json(data: dict[str, Any]) -> ModelResponse:
     )
 
 
+def tools_fingerprint(specs: Sequence[ToolSpec]) -> str:
+    """A short hash of the tools as offered to the model: equal only if the model saw the same."""
+    offered = [[s.name, s.description, s.input_schema] for s in specs]
+    canonical = json.dumps(offered, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
 class RecordingModel:
-    """Wraps any model and appends each of its responses to a transcript file."""
+    """Wraps any model and appends each of its responses to a transcript file.
+
+    The header is written at once (a path that cannot be written fails here, before the run),
+    and again with the tools' fingerprint when the first request shows what the model is
+    offered.
+    """
 
     def __init__(self, inner: Any, path: Path, *, mode: str, prompt: str) -> None:
         self._inner = inner
         self._path = path
-        header = {
+        self._header: dict[str, Any] | None = {
             "format": FORMAT,
             "version": VERSION,
             "model": inner.name,
@@ -117,7 +139,7 @@ class RecordingModel:
             "prompt": prompt,
             "prompt_version": PROMPT_VERSION,
         }
-        path.write_text(json.dumps(header) + "\n")
+        path.write_text(json.dumps(self._header) + "\n")
 
     @property
     def name(self) -> str:
@@ -133,6 +155,10 @@ class RecordingModel:
     async def generate(
         self, request: ModelRequest, *, on_text: TextSink | None = None
     ) -> ModelResponse:
+        if self._header is not None:  # the first request: nothing but the header written yet
+            header, self._header = self._header, None
+            header["tools"] = tools_fingerprint(request.tools)
+            self._path.write_text(json.dumps(header) + "\n")
         response: ModelResponse = await self._inner.generate(request, on_text=on_text)
         with self._path.open("a") as transcript:
             transcript.write(json.dumps(response_to_json(response)) + "\n")
@@ -140,23 +166,92 @@ class RecordingModel:
 
 
 def load_transcript(path: Path) -> tuple[dict[str, Any], list[ModelResponse]]:
-    """The header and the recorded responses; a clear error for anything else."""
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    """The header and the recorded responses; a one-line ``ModelError`` for anything else."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ModelError(f"cannot read the transcript {path}: {reason}") from None
+    lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise ModelError(f"{path} is empty: not a transcript")
-    header = json.loads(lines[0])
+    header = _json_line(path, 1, lines[0])
     if header.get("format") != FORMAT:
         raise ModelError(f"{path} is not an openptc transcript (no '{FORMAT}' header)")
     if header.get("version") != VERSION:
         raise ModelError(f"{path} has transcript version {header.get('version')}, need {VERSION}")
-    return header, [response_from_json(json.loads(line)) for line in lines[1:]]
+    responses = []
+    for number, line in enumerate(lines[1:], 2):
+        try:
+            responses.append(response_from_json(_json_line(path, number, line)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{path} line {number} is not a recorded response: {exc}") from None
+    return header, responses
+
+
+def _json_line(path: Path, number: int, line: str) -> dict[str, Any]:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path} line {number} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} line {number} is not a JSON object")
+    return data
+
+
+def transcript_differences(
+    header: dict[str, Any], *, mode: str, prompt: str, tools: Sequence[ToolSpec]
+) -> tuple[list[str], list[str]]:
+    """What makes this run differ from the recorded one, and what the header does not record.
+
+    Each difference is a short phrase ("another mode (recorded: direct, now: ptc)"). A field
+    the header lacks (written before openptc recorded it, or by hand) is named in the second
+    list: it cannot be checked, which is worth a warning but not a refusal.
+    """
+    differences: list[str] = []
+    fingerprint = tools_fingerprint(tools)
+    checks = (
+        ("mode", "mode", mode, f"another mode (recorded: {header.get('mode')}, now: {mode})"),
+        (
+            "prompt",
+            "question",
+            prompt,
+            f"another question (recorded: {_short(header.get('prompt'))})",
+        ),
+        ("tools", "tools", fingerprint, "other tools (names, descriptions or schemas differ)"),
+        (
+            "prompt_version",
+            "system prompt version",
+            PROMPT_VERSION,
+            f"another system prompt (version {header.get('prompt_version')}, now {PROMPT_VERSION})",
+        ),
+    )
+    missing = [what for key, what, _, _ in checks if header.get(key) is None]
+    for key, _, now, differs in checks:
+        if key == "tools" and header.get("mode") != mode:
+            continue  # each mode offers the tools differently: "another mode" says it already
+        if header.get(key) is not None and header[key] != now:
+            differences.append(differs)
+    return differences, missing
+
+
+def _short(value: Any, most: int = 60) -> str:
+    text = " ".join(str(value).split())
+    return repr(text if len(text) <= most else text[: most - 1] + "…")
 
 
 def replay_model(path: Path) -> ScriptedModel:
     """A scripted model that answers with the transcript's responses, in order."""
-    header, responses = load_transcript(path)
+    return transcript_model(path, *load_transcript(path))
+
+
+def transcript_model(
+    path: Path, header: dict[str, Any], responses: list[ModelResponse]
+) -> ScriptedModel:
+    """The replaying model of a transcript already loaded (and perhaps checked)."""
+    model = header.get("model", "an unknown model")
     return ScriptedModel.from_turns(
         responses,
-        name=f"scripted:replay:{header['model']}",
-        about=f"replaying a transcript of {header['model']} from {path.name}",
+        name=f"scripted:replay:{model}",
+        about=f"replaying a transcript of {model} from {path.name}",
     )
