@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -28,7 +27,6 @@ from fakes.agentcore_server import (
     agentcore_error,
     throttled,
 )
-from fakes.aws_env import isolate_aws
 from fakes.harness import Recorder, closed_port_url, serve
 from openptc.agent import Agent
 from openptc.bench.replay_bench import portable_expense_tools
@@ -52,12 +50,9 @@ from openptc.sandbox.managed.interpreter import CodeInterpreter
 from openptc.sandbox.managed.replay import ReplaySandbox
 from openptc.scenarios import brains, expense
 
+pytestmark = pytest.mark.usefixtures("no_ambient_aws")
+
 TIMEOUT_S = 20.0
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate_aws(monkeypatch, tmp_path)
 
 
 class Clock:

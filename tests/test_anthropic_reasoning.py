@@ -13,6 +13,7 @@ import anthropic
 import pytest
 import pytest_asyncio
 
+from fakes import anthropic_fixture
 from fakes.anthropic_fixture import Fake, running
 from fakes.anthropic_server import FAKE_API_KEY
 from openptc.agent import Agent, RunResult
@@ -36,21 +37,10 @@ from openptc.sandbox.local import LocalSandbox
 from openptc.scenarios import expense
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+server, fake = anthropic_fixture.server, anthropic_fixture.fake  # the fixtures
 
 LOW = ModelSettings(reasoning=Reasoning(effort="low"))  # a budget of 2048 tokens
 INTERLEAVED = "interleaved-thinking-2025-05-14"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def server() -> AsyncIterator[Fake]:
-    async with running() as started:
-        yield started
-
-
-@pytest.fixture
-def fake(server: Fake) -> Fake:
-    server.reset()
-    return server
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

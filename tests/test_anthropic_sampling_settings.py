@@ -3,32 +3,20 @@ against the fake; what the API has no field for is refused before any request.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
 import pytest
-import pytest_asyncio
 
-from fakes.anthropic_fixture import Fake, running
+from fakes import anthropic_fixture
+from fakes.anthropic_fixture import Fake
 from fakes.anthropic_server import FAKE_API_KEY
 from openptc.agent import Agent
 from openptc.models.base import Message, ModelRequest
 from openptc.models.settings import ModelSettings, UnsupportedSetting
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def server() -> AsyncIterator[Fake]:
-    async with running() as started:
-        yield started
-
-
-@pytest.fixture
-def fake(server: Fake) -> Fake:
-    server.reset()
-    return server
+server, fake = anthropic_fixture.server, anthropic_fixture.fake  # the fixtures
 
 
 def _request(settings: ModelSettings) -> ModelRequest:

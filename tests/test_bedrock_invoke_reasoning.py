@@ -9,14 +9,11 @@ lost it, as Claude does.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fakes.aws_env import isolate_aws
-from fakes.bedrock_session import bedrock, bodies, client
+from fakes.bedrock_session import FAST, LOOKUP, SONNET, bedrock, bodies, client, lookup_then_answer
 from openptc.agent import Agent
 from openptc.models import (
     Message,
@@ -24,41 +21,18 @@ from openptc.models import (
     ModelSettings,
     Reasoning,
     ToolResultBlock,
-    ToolSpec,
-    ToolUseBlock,
-    Turn,
     UnsupportedSetting,
 )
 from openptc.models.bedrock_invoke import BedrockInvokeModel, invoke_body
 from openptc.models.bedrock_settings import INTERLEAVED_THINKING
 from openptc.models.errors import ModelBadRequest
-from openptc.models.retry import RetryPolicy
 from openptc.models.tokens import count_reasoning_tokens
 from openptc.sandbox.local import LocalSandbox
 from openptc.scenarios import expense
 
-SONNET = "anthropic.claude-sonnet-4-6-v1:0"
-FAST = RetryPolicy(attempts=3, base_delay_s=0.01)
+pytestmark = pytest.mark.usefixtures("no_ambient_aws")
+
 BUDGET = ModelSettings(reasoning=Reasoning(budget_tokens=2048))
-LOOKUP = ToolSpec("lookup", "Look a number up.", {"type": "object", "properties": {}})
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate_aws(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[LocalSandbox]:
-    async with LocalSandbox() as sb:
-        yield sb
-
-
-def lookup_then_answer(request: ModelRequest) -> Turn:
-    results = request.messages[-1].results
-    if results:
-        return f"The number is {results[0].content}."
-    return [ToolUseBlock("toolu_001", "lookup", {})]
 
 
 @pytest.mark.parametrize(("mode", "stream"), [("ptc", False), ("direct", False), ("ptc", True)])

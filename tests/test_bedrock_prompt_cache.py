@@ -10,35 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from fakes.aws_env import isolate_aws
-from fakes.bedrock_session import bedrock, bodies, client
+from fakes.bedrock_session import FAST, LOOKUP, SONNET, bedrock, bodies, client
 from openptc.models import (
     Message,
     ModelRequest,
     ModelSettings,
-    ToolSpec,
     Turn,
     count_request_tokens,
 )
 from openptc.models.bedrock_converse import CACHE_POINT, BedrockConverseModel
 from openptc.models.bedrock_invoke import BedrockInvokeModel
-from openptc.models.retry import RetryPolicy
 
-SONNET = "anthropic.claude-sonnet-4-6-v1:0"
-FAST = RetryPolicy(attempts=3, base_delay_s=0.01)
+pytestmark = pytest.mark.usefixtures("no_ambient_aws")
+
 UNSUPPORTED = "You invoked an unsupported model or your request did not allow prompt caching"
-LOOKUP = ToolSpec("lookup", "Look a number up.", {"type": "object", "properties": {}})
 HOUSE_STYLE = "Answer in the house style: short sentences, numbers in full, no jargon. " * 80
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate_aws(monkeypatch, tmp_path)
 
 
 def fine(_request: ModelRequest) -> Turn:

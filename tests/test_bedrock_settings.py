@@ -6,38 +6,29 @@ boto3 against the fake Bedrock (``fakes.bedrock_server``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fakes.aws_env import isolate_aws
-from fakes.bedrock_session import bedrock, bodies, client
+from fakes.bedrock_session import FAST, LOOKUP, SONNET, bedrock, bodies, client
 from openptc.models import (
     Message,
     ModelRequest,
     ModelSettings,
     Reasoning,
     ToolChoice,
-    ToolSpec,
     Turn,
     UnsupportedSetting,
 )
 from openptc.models.bedrock_converse import BedrockConverseModel
 from openptc.models.bedrock_invoke import BedrockInvokeModel
 from openptc.models.bedrock_models import bedrock_model, claude_thinking, prompt_cache_places
-from openptc.models.retry import RetryPolicy
 
-SONNET = "anthropic.claude-sonnet-4-6-v1:0"
+pytestmark = pytest.mark.usefixtures("no_ambient_aws")
+
 LLAMA = "meta.llama3-1-70b-instruct-v1:0"
-FAST = RetryPolicy(attempts=3, base_delay_s=0.01)
+OPUS_4_1 = "anthropic.claude-opus-4-1-20250805-v1:0"  # takes temperature and top_p together
 THINKING = Reasoning(budget_tokens=2048)
-LOOKUP = ToolSpec("lookup", "Look a number up.", {"type": "object", "properties": {}})
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate_aws(monkeypatch, tmp_path)
 
 
 def talkative(_request: ModelRequest) -> Turn:
@@ -125,16 +116,16 @@ UNSUPPORTED: list[Any] = [
         ModelSettings(reasoning=THINKING, temperature=0.5),
         None,
         "temperature",
-        "thinking on",
+        "only temperature 1",
     ),
-    (SONNET, ModelSettings(reasoning=THINKING, top_k=5), None, "top_k", "thinking on"),
-    (SONNET, ModelSettings(reasoning=THINKING, top_p=0.5), None, "top_p=0.5", "0.95 to 1"),
+    (SONNET, ModelSettings(reasoning=THINKING, top_k=5), None, "top_k", "refuses top_k"),
+    (SONNET, ModelSettings(reasoning=THINKING, top_p=0.5), None, "top_p", "0.95 to 1"),
     (
         SONNET,
         ModelSettings(reasoning=THINKING),
         ToolChoice("any"),
-        "tool_choice 'any'",
-        "automatic",
+        "tool_choice",
+        r"ToolChoice\('auto'\)",
     ),
     (SONNET, ModelSettings(temperature=1.5), None, "temperature=1.5", "0 to 1"),
     (
@@ -149,7 +140,7 @@ UNSUPPORTED: list[Any] = [
         ModelSettings(temperature=0.2),
         None,
         "temperature",
-        "4.7 and later take no sampling",
+        "no sampling parameters",
     ),
     (SONNET, ModelSettings(metadata={"ticket": "a;b"}), None, "metadata value 'a;b'", "letters"),
     (
@@ -175,6 +166,18 @@ async def test_unsupported_settings_are_refused_before_any_request(
     assert refused.value.setting == setting
     assert f"Bedrock Converse for {model_id!r}" in str(refused.value)
     assert refused.value.retryable is False
+
+
+async def test_temperature_1_and_a_top_p_from_0_95_are_allowed_with_thinking() -> None:
+    """Claude's rules with thinking on are those of Anthropic's API (``claude_models``)."""
+    settings = ModelSettings(reasoning=THINKING, temperature=1, top_p=0.97)
+    async with bedrock(talkative) as (url, recorder):
+        model = BedrockConverseModel(OPUS_4_1, client=client(url), retry=FAST)
+        response = await model.generate(ask(settings))
+
+    assert response.stop_reason == "end_turn"
+    (body,) = bodies(recorder)
+    assert (body["inferenceConfig"]["temperature"], body["inferenceConfig"]["topP"]) == (1, 0.97)
 
 
 @pytest.mark.parametrize(

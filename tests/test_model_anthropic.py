@@ -13,9 +13,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from fakes import harness
+from fakes import anthropic_fixture, harness
 from fakes.anthropic_cache import TURN_OPENING
-from fakes.anthropic_fixture import FAST, Fake, running
+from fakes.anthropic_fixture import FAST, Fake
 from fakes.anthropic_server import (
     FAKE_API_KEY,
     MidStreamFault,
@@ -53,18 +53,7 @@ from openptc.scenarios import expense
 # One event loop for the module, so one fake server serves every test (uvicorn takes ~0.2 s to
 # stop); each test gets it cleared, with the brain it asks for.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def server() -> AsyncIterator[Fake]:
-    async with running() as started:
-        yield started
-
-
-@pytest.fixture
-def fake(server: Fake) -> Fake:
-    server.reset()
-    return server
+server, fake = anthropic_fixture.server, anthropic_fixture.fake  # the fixtures
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
 from botocore.exceptions import ClientError
 
-from fakes.aws_env import isolate_aws
 from fakes.bedrock_server import (
     CUT,
     CUT_BEFORE_TEXT,
@@ -27,7 +25,7 @@ from fakes.bedrock_server import (
     read_anthropic,
     read_converse,
 )
-from fakes.bedrock_session import bedrock, bodies, client
+from fakes.bedrock_session import FAST, bedrock, bodies, client
 from fakes.harness import closed_port_url
 from openptc.agent import Agent, RunResult
 from openptc.models import (
@@ -58,21 +56,11 @@ from openptc.prompts import CODE_TOOL_NAME
 from openptc.sandbox.local import LocalSandbox
 from openptc.scenarios import brains, expense
 
+pytestmark = pytest.mark.usefixtures("no_ambient_aws")
+
 MODEL_ID = "anthropic.claude-sonnet-4-6-v1:0"  # the ':' must survive the URL path
-FAST = RetryPolicy(attempts=3, base_delay_s=0.01)
 
 ModelClass = type[BedrockConverseModel] | type[BedrockInvokeModel]
-
-
-@pytest.fixture(autouse=True)
-def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate_aws(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[LocalSandbox]:
-    async with LocalSandbox() as sb:
-        yield sb
 
 
 def requests_of(agent: Agent, result: RunResult) -> Iterator[ModelRequest]:

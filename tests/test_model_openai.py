@@ -8,7 +8,6 @@ the same scenarios.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -52,12 +51,6 @@ APIS = ["chat", "responses"]
 PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
 DIRECT_TOOLS = ("get_team_members", "get_expenses", "get_custom_budget")
 LOOKUP = ToolSpec("lookup", "Look a thing up.", {"type": "object", "properties": {}})
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[LocalSandbox]:
-    async with LocalSandbox() as sb:
-        yield sb
 
 
 def _request(*messages: Message) -> ModelRequest:

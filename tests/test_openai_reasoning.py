@@ -9,7 +9,6 @@ turn lost its ``reasoning_content``: a run that completes is a run whose reasoni
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +16,7 @@ import openai
 import pytest
 
 from fakes.openai_chat_server import DEEPSEEK, VLLM, Local
-from fakes.openai_client import KEY, fake
+from fakes.openai_client import KEY, REASONING_ROUTES, fake
 from openptc.agent import Agent, RunResult
 from openptc.models import (
     Message,
@@ -39,17 +38,6 @@ from openptc.scenarios import expense
 
 LOW = ModelSettings(reasoning=Reasoning(effort="low"))
 LOOKUP = ToolSpec("lookup", "Look a thing up.", {"type": "object", "properties": {}})
-# A route: the API, and the server the fake plays (None: OpenAI itself).
-ROUTES: dict[str, tuple[str, Local | None]] = {
-    "responses": ("responses", None),
-    "chat-deepseek": ("chat", DEEPSEEK),
-}
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[LocalSandbox]:
-    async with LocalSandbox() as sb:
-        yield sb
 
 
 async def _audit(model: Model, mode: Mode, sandbox: LocalSandbox, **kw: Any) -> RunResult:
@@ -66,11 +54,11 @@ def _returned_texts(api: str, reasoning: list[Any]) -> list[str]:
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("mode", ["ptc", "direct"])
-@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("route", REASONING_ROUTES)
 async def test_the_audit_reasons_and_every_reasoning_goes_back_unchanged(
     route: str, mode: Mode, streaming: bool, sandbox: LocalSandbox
 ) -> None:
-    api, local = ROUTES[route]
+    api, local = REASONING_ROUTES[route]
     pieces: list[str] = []
     async with fake(local=local) as server:
         on_text = pieces.append if streaming else None

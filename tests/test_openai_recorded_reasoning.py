@@ -5,13 +5,11 @@ intact (ids and encrypted content included), so the transcript could continue on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from fakes.openai_chat_server import DEEPSEEK, Local
-from fakes.openai_client import fake
+from fakes.openai_client import REASONING_ROUTES, fake
 from openptc.agent import Agent
 from openptc.models import ModelSettings, Reasoning, ReasoningBlock
 from openptc.recording import RecordingModel, load_transcript, replay_model
@@ -19,23 +17,13 @@ from openptc.sandbox.local import LocalSandbox
 from openptc.scenarios import expense
 
 LOW = ModelSettings(reasoning=Reasoning(effort="low"))
-ROUTES: dict[str, tuple[str, Local | None]] = {
-    "responses": ("responses", None),
-    "chat-deepseek": ("chat", DEEPSEEK),
-}
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[LocalSandbox]:
-    async with LocalSandbox() as sb:
-        yield sb
-
-
-@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("route", REASONING_ROUTES)
 async def test_a_recorded_reasoning_run_replays_offline(
     route: str, tmp_path: Path, sandbox: LocalSandbox
 ) -> None:
-    api, local = ROUTES[route]
+    api, local = REASONING_ROUTES[route]
     path = tmp_path / f"{route}.jsonl"
     async with fake(local=local) as server:
         recorder = RecordingModel(server.model(api), path, mode="ptc", prompt=expense.QUESTION)

@@ -6,7 +6,6 @@ whatever the backend's wire, and even from a client that left them out of its hi
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -32,8 +31,7 @@ from openptc.models.base import (
 from openptc.models.settings import Reasoning
 from openptc.proxy.errors import ApiError
 from openptc.proxy.reasoning import PREFIX, from_content, to_content
-from openptc.proxy.redis_store import RedisStore
-from openptc.proxy.store import MemoryStore, RecordStore
+from openptc.proxy.store import RecordStore
 from openptc.proxy.wire import RedactedThinkingContent, ThinkingContent
 
 BACKEND = "scripted:expense-audit"  # what the test config maps every model name to
@@ -226,22 +224,6 @@ async def test_reasoning_after_live_streamed_text_goes_back_before_it() -> None:
         ]
         await client.messages.create(messages=messages, container=first.container.id, **request)
     assert _code_message(backend.requests[1]).content[:2] == (thought, TextBlock("Looking."))
-
-
-@pytest.fixture(params=["redis", "memory"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[RecordStore]:
-    import uuid
-
-    made: RecordStore
-    if request.param == "memory":
-        made = MemoryStore()
-    else:
-        url = request.getfixturevalue("redis_url")
-        made = RedisStore(url, prefix=f"reasoning-{uuid.uuid4().hex[:8]}")
-    try:
-        yield made
-    finally:
-        await made.aclose()
 
 
 async def test_a_program_keeps_its_reasoning_for_a_client_that_drops_it(store: RecordStore) -> None:

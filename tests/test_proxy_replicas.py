@@ -8,12 +8,10 @@ The shared store is Redis (started by the project's own script) or, where noted,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
-import pytest
 
 from fakes.harness import free_port
 from fakes.proxy_setup import (
@@ -27,25 +25,8 @@ from fakes.proxy_setup import (
     running_proxy,
 )
 from openptc.models.scripted import ScriptedModel, Turn
-from openptc.proxy.redis_store import RedisStore
-from openptc.proxy.store import MemoryStore, RecordStore
+from openptc.proxy.store import RecordStore
 from openptc.scenarios import expense
-
-
-@pytest.fixture(params=["redis", "memory"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[RecordStore]:
-    import uuid
-
-    made: RecordStore
-    if request.param == "memory":
-        made = MemoryStore()
-    else:
-        url = request.getfixturevalue("redis_url")
-        made = RedisStore(url, prefix=f"replicas-{uuid.uuid4().hex[:8]}")
-    try:
-        yield made
-    finally:
-        await made.aclose()
 
 
 async def _replicas(

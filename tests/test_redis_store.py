@@ -10,35 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from fakes.harness import closed_port_url
 from openptc.proxy.redis_store import RedisStore, StoreUnavailable
-from openptc.proxy.store import MemoryStore, OwnerLimitReached, RecordStore, StoredRecord
+from openptc.proxy.store import OwnerLimitReached, RecordStore, StoredRecord
 
 HOUR = 3600.0
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"test-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[RecordStore]:
-    made: RecordStore
-    if request.param == "memory":
-        made = MemoryStore()
-    else:
-        made = RedisStore(request.getfixturevalue("redis_url"), prefix=prefix)
-    try:
-        yield made
-    finally:
-        await made.aclose()
 
 
 def record(

@@ -2,7 +2,8 @@
 
 Info level carries ids, counts and durations only — never keys, code, tool inputs or results.
 The request id reaches log lines written deep in the container code through a context variable
-that the app sets per request.
+that the app sets per request. uvicorn's own lines (startup, shutdown, errors, access) go through
+the same formatter: a log collector reading JSON lines sees no plain text among them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "openptc_request_id", default=None
 )
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Record attributes that are not extra fields; uvicorn's ``color_message`` is its message again,
+# with terminal colours.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 class RequestIdFilter(logging.Filter):
@@ -54,11 +59,17 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str = "info", name: str = "openptc.proxy") -> None:
-    """JSON lines on stderr for one server's loggers (``ptc serve`` and ``ptc sandbox-server``
-    call this)."""
+    """JSON lines on stderr for one server's loggers and uvicorn's (``ptc serve`` and
+    ``ptc sandbox-server`` call this, and give uvicorn ``log_config=None`` so that it keeps
+    them)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger(name)
-    logger.handlers[:] = [handler]
-    logger.setLevel(level.upper())
-    logger.propagate = False
+    for logger_name in (name, "uvicorn"):
+        logger = logging.getLogger(logger_name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+    for child in UVICORN_LOGGERS[1:]:  # through "uvicorn", even if something configured them
+        logger = logging.getLogger(child)
+        logger.handlers.clear()
+        logger.propagate = True

@@ -1,7 +1,9 @@
 """A running Anthropic fake for tests: its URL, what it received, faults, and a swappable brain.
 
 Shared by the test modules of the Anthropic adapter; each serves one fake for the module (uvicorn
-takes ~0.2 s to stop) and clears it between tests.
+takes ~0.2 s to stop) and clears it between tests: a module on one event loop
+(``pytest.mark.asyncio(loop_scope="module")``) binds the fixtures ``server`` and ``fake`` where
+pytest looks for them, ``server, fake = anthropic_fixture.server, anthropic_fixture.fake``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
+import pytest_asyncio
 
 from openptc.models.anthropic import AnthropicModel
 from openptc.models.base import ModelRequest
@@ -79,3 +84,17 @@ async def running(**options: Any) -> AsyncIterator[Fake]:
     recorder, brain = harness.Recorder(), _Brain()
     async with harness.serve(anthropic_app(brain, recorder, **options)) as url:
         yield Fake(url, recorder, brain)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def server() -> AsyncIterator[Fake]:
+    """One fake for the whole test module."""
+    async with running() as started:
+        yield started
+
+
+@pytest.fixture
+def fake(server: Fake) -> Fake:
+    """The module's fake, cleared for this test."""
+    server.reset()
+    return server

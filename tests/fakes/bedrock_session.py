@@ -1,4 +1,5 @@
-"""The fake Bedrock served on loopback and a real boto3 client pointed at it, for the tests."""
+"""The fake Bedrock served on loopback and a real boto3 client pointed at it, for the tests,
+with what they ask of it: a Claude model, a fast retry policy, a tool and a brain calling it."""
 
 from __future__ import annotations
 
@@ -10,10 +11,24 @@ import boto3
 from botocore.config import Config
 from mypy_boto3_bedrock_runtime.client import BedrockRuntimeClient
 
+from openptc.models import ModelRequest, ToolSpec, ToolUseBlock, Turn
+from openptc.models.retry import RetryPolicy
 from openptc.scenarios import brains
 
 from .bedrock_server import bedrock_app
 from .harness import Recorder, serve
+
+SONNET = "anthropic.claude-sonnet-4-6-v1:0"
+FAST = RetryPolicy(attempts=3, base_delay_s=0.01)
+LOOKUP = ToolSpec("lookup", "Look a number up.", {"type": "object", "properties": {}})
+
+
+def lookup_then_answer(request: ModelRequest) -> Turn:
+    """Call ``lookup`` once, then answer with what it returned."""
+    results = request.messages[-1].results
+    if results:
+        return f"The number is {results[0].content}."
+    return [ToolUseBlock("toolu_001", "lookup", {})]
 
 
 @contextlib.asynccontextmanager

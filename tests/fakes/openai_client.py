@@ -20,11 +20,16 @@ from openptc.models.retry import RetryPolicy
 from openptc.scenarios import brains
 
 from .harness import Recorder, serve
-from .openai_chat_server import Local
+from .openai_chat_server import DEEPSEEK, Local
 from .openai_server import openai_app
 
 KEY = "sk-proj-test-0123456789abcdef"
 FAST = RetryPolicy(attempts=3, base_delay_s=0.01)
+REASONING_ROUTES: dict[str, tuple[str, Local | None]] = {
+    "responses": ("responses", None),
+    "chat-deepseek": ("chat", DEEPSEEK),
+}
+"""Where reasoning goes back: a route's API, and the server the fake plays (None: OpenAI)."""
 
 
 class Fake:

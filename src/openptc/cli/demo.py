@@ -7,11 +7,12 @@ import os
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
-from openptc.cli.console import console
+from openptc.cli.console import console, fail, say
 from openptc.demo import (
     DEFAULT_MODEL,
     DemoOutcome,
@@ -53,33 +54,34 @@ def demo(
 
 
 def _demo_one(model: str, run_direct: bool, latency: float, show_program: bool) -> bool:
-    console.print(f"[bold]Question:[/bold] {QUESTION}")
+    say("Question:", QUESTION, style="bold")
     streamed = not model.startswith("scripted:")
     on_text = (lambda text: console.print(text, end="", markup=False)) if streamed else None
     try:
-        with console.status(f"running the expense audit on {model}..."):
+        with console.status(f"running the expense audit on {escape(model)}..."):
             outcome = asyncio.run(
                 run_expense_audit(model, direct=run_direct, latency_s=latency, on_text=on_text)
             )
     except (ModelError, ValueError) as exc:
-        console.print(f"[red]{model}: {exc}[/red]")
+        fail(model, exc)
         return False
     label = outcome.ptc.result.model_label
     style = "yellow" if "scripted" in label else "green"
-    console.print(Panel(f"model: {label}", style=style, expand=False))
+    console.print(Panel(f"model: {escape(label)}", style=style, expand=False))
     if show_program and outcome.ptc.result.programs:
         program = Syntax(
             outcome.ptc.result.programs[0], "python", line_numbers=True, word_wrap=True
         )
         console.print(Panel(program, title="the program the model wrote (PTC)"))
     console.print(_comparison_table(outcome))
-    console.print(f"[bold]PTC answer:[/bold] {outcome.ptc.result.answer}")
+    say("PTC answer:", outcome.ptc.result.answer, style="bold")
     if outcome.direct is not None:
-        console.print(f"[bold]Direct answer:[/bold] {outcome.direct.result.answer}")
+        say("Direct answer:", outcome.direct.result.answer, style="bold")
     executions = outcome.ptc.result.executions
     if executions:
-        console.print(f"[dim]sandbox isolation: {executions[0].isolation.describe()}[/dim]")
-    console.print(f"[bold green]{outcome.verdict()}[/bold green]")
+        isolation = executions[0].isolation.describe()
+        console.print(f"sandbox isolation: {isolation}", style="dim", markup=False)
+    console.print(outcome.verdict(), style="bold green", markup=False)
     return outcome.all_correct
 
 

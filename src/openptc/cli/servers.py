@@ -1,18 +1,31 @@
 """The long-running commands: ``ptc serve``, ``ptc sandbox-server``, ``ptc mcp``, and
-sandbox housekeeping."""
+sandbox housekeeping.
+
+Each needs an extra (``proxy``, ``server``, ``mcp``; ``docker`` for that backend): its imports
+come first, so a missing one is one line naming the ``pip install`` before anything starts.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from openptc.cli.console import console
+from openptc.cli.console import console, fail, say
+from openptc.extras import MissingExtra, require
 from openptc.loading import load_toolbox
+
+SandboxKind = Literal["local", "docker"]
+DOCKER_SDK = "openptc.sandbox.docker.engine"  # the Docker backend's client, over the docker SDK
+
+
+def _missing(exc: MissingExtra, to: Console = console) -> typer.Exit:
+    """Say which extra to install; the exit (2: the installation, not the run, is wrong)."""
+    say("error:", exc, to=to)
+    return typer.Exit(2)
 
 
 def serve(
@@ -45,7 +58,11 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve the Anthropic Messages API, with programmatic tool calling, on any model."""
-    from openptc.proxy.serve import ServeConfigError, build_config, run_server
+    try:
+        require("proxy", "ptc serve", "openptc.proxy.app", "openptc.proxy.serve")
+    except MissingExtra as exc:
+        raise _missing(exc) from None
+    from openptc.proxy.serve import build_config, check_startup, run_server
 
     try:
         settings = build_config(
@@ -56,8 +73,11 @@ def serve(
             advertise_url=advertise_url,
             sandbox_url=sandbox_url,
         )
-    except (ServeConfigError, ValueError, OSError) as exc:
-        console.print(f"[red]ptc serve:[/red] {exc}")
+        check_startup(settings)
+    except MissingExtra as exc:
+        raise _missing(exc) from None
+    except (ValueError, OSError) as exc:  # ServeConfigError is a ValueError
+        fail("ptc serve", exc)
         raise typer.Exit(2) from None
     if settings.advertise_url == "auto":
         from openptc.proxy.advertise import AdvertiseError, discover_advertise_url
@@ -65,14 +85,15 @@ def serve(
         try:
             found = discover_advertise_url(port)
         except AdvertiseError as exc:
-            console.print(f"[red]ptc serve:[/red] {exc}")
+            fail("ptc serve", exc)
             raise typer.Exit(2) from None
         settings = settings.model_copy(update={"advertise_url": found})
-        console.print(f"advertising {found} to the other replicas")
-    console.print(
-        f"[green]openptc proxy[/green] on http://{host}:{port} — point the anthropic SDK's "
-        f"base_url there; models: {', '.join(sorted(settings.models))}",
-        highlight=False,
+        console.print(f"advertising {found} to the other replicas", markup=False)
+    say(
+        "openptc proxy",
+        f"on http://{host}:{port} — point the anthropic SDK's base_url there; "
+        f"models: {', '.join(sorted(settings.models))}",
+        style="green",
     )
     run_server(settings, host, port, log_level)
 
@@ -88,7 +109,10 @@ def sandbox_gc(
     """Remove sandbox containers left behind by a crashed process (labelled openptc.sandbox)."""
     from openptc.sandbox.docker import gc_command
 
-    raise typer.Exit(gc_command(everything=everything, docker_host=docker_host, echo=console.print))
+    def echo(line: str) -> None:
+        console.print(line, markup=False, highlight=False)
+
+    raise typer.Exit(gc_command(everything=everything, docker_host=docker_host, echo=echo))
 
 
 def sandbox_server(
@@ -97,7 +121,9 @@ def sandbox_server(
     ] = [],  # noqa: B006 - typer needs a literal default
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
-    backend: Annotated[str, typer.Option(help="local (bubblewrap/process) or docker.")] = "local",
+    backend: Annotated[
+        SandboxKind, typer.Option(help="Where programs run: local (bubblewrap/process) or docker.")
+    ] = "local",
     max_sessions_per_token: Annotated[int, typer.Option(help="Open sessions per token.")] = 16,
     session_idle_s: Annotated[float, typer.Option(help="Close sessions idle this long.")] = 600.0,
     drain_timeout_s: Annotated[
@@ -113,16 +139,23 @@ def sandbox_server(
     from pydantic import ValidationError
 
     from openptc.server.config import TOKENS_ENV, ServerConfig, tokens_from
+
+    try:
+        require("server", "ptc sandbox-server", "openptc.server.run")
+        if backend == "docker":
+            require("docker", "--backend docker", DOCKER_SDK)
+    except MissingExtra as exc:
+        raise _missing(exc) from None
     from openptc.server.run import run_server
 
     tokens = tokens_from(token)
     if not tokens:
-        console.print(f"[red]ptc sandbox-server:[/red] no token: pass --token or set {TOKENS_ENV}")
+        fail("ptc sandbox-server", f"no token: pass --token or set {TOKENS_ENV}")
         raise typer.Exit(2)
     try:
         settings = ServerConfig(
             tokens=tokens,
-            backend=backend,  # type: ignore[arg-type]
+            backend=backend,
             max_sessions_per_token=max_sessions_per_token,
             session_idle_s=session_idle_s,
             drain_timeout_s=drain_timeout_s,
@@ -130,11 +163,10 @@ def sandbox_server(
             max_execution_s=max_execution_s,
         )
     except ValidationError as exc:
-        console.print(
-            f"[red]ptc sandbox-server:[/red] {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"
-        )
+        first = exc.errors()[0]
+        fail("ptc sandbox-server", f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
         raise typer.Exit(2) from None
-    console.print(f"[green]openptc sandbox server[/green] on http://{host}:{port} ({backend})")
+    say("openptc sandbox server", f"on http://{host}:{port} ({backend})", style="green")
     run_server(settings, host, port, log_level)
 
 
@@ -145,10 +177,14 @@ def mcp_server(
     tools: Annotated[
         str | None, typer.Option(help="Or tools as package.module:attribute (as for ptc run).")
     ] = None,
-    transport: Annotated[str, typer.Option(help="stdio, or http (streamable HTTP).")] = "stdio",
+    transport: Annotated[
+        Literal["stdio", "http"], typer.Option(help="stdio, or http (streamable HTTP).")
+    ] = "stdio",
     host: Annotated[str, typer.Option(help="Address to listen on (http).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (http).")] = 8765,
-    sandbox: Annotated[str, typer.Option(help="local (bubblewrap/process) or docker.")] = "local",
+    sandbox: Annotated[
+        SandboxKind, typer.Option(help="Where programs run: local (bubblewrap/process) or docker.")
+    ] = "local",
     sandbox_url: Annotated[
         str | None,
         typer.Option(help="Run programs on this sandbox server (token: PTC_SANDBOX_TOKEN)."),
@@ -158,17 +194,22 @@ def mcp_server(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
 ) -> None:
     """Serve MCP servers' tools in code mode: run_code plus tool discovery, over stdio or HTTP."""
-
-    from openptc.mcp.code_mode_main import Transport, run_code_mode
+    errors = Console(stderr=True)  # over stdio, stdout is the protocol's
+    try:
+        require("mcp", "ptc mcp", "openptc.mcp.code_mode_main")
+        if sandbox_url is not None:
+            require("remote", "--sandbox-url", "openptc.sandbox.remote")
+        elif sandbox == "docker":
+            require("docker", "--sandbox docker", DOCKER_SDK)
+    except MissingExtra as exc:
+        raise _missing(exc, errors) from None
+    from openptc.mcp.code_mode_main import run_code_mode
     from openptc.mcp.sandbox_choice import SandboxChoice
     from openptc.mcp.transports import require_loopback
 
-    errors = Console(stderr=True)  # over stdio, stdout is the protocol's
     if (config is None) == (tools is None):
-        errors.print("[red]ptc mcp:[/red] pass either --config mcp.json or --tools module:attr")
+        fail("ptc mcp", "pass either --config mcp.json or --tools module:attr", to=errors)
         raise typer.Exit(2)
-    if transport not in ("stdio", "http"):
-        raise typer.BadParameter("transport must be stdio or http", param_hint="--transport")
     try:
         require_loopback(host)
         toolbox = load_toolbox(tools) if tools is not None else None
@@ -176,16 +217,15 @@ def mcp_server(
             sandbox, sandbox_url, timeout_s=timeout, pool_size=1 if transport == "stdio" else 2
         )
     except ValueError as exc:
-        errors.print(f"[red]ptc mcp:[/red] {escape(str(exc))}", highlight=False)
+        fail("ptc mcp", exc, to=errors)
         raise typer.Exit(2) from None
-    mode: Transport = "http" if transport == "http" else "stdio"
     try:
         asyncio.run(
             run_code_mode(
                 config=config,
                 toolbox=toolbox,
                 choice=choice,
-                transport=mode,
+                transport=transport,
                 host=host,
                 port=port,
                 call_timeout_s=call_timeout,
@@ -195,5 +235,5 @@ def mcp_server(
     except KeyboardInterrupt:
         pass
     except ValueError as exc:  # a bad mcpServers file: the message names the server and field
-        errors.print(f"[red]ptc mcp:[/red] {escape(str(exc))}", highlight=False)
+        fail("ptc mcp", exc, to=errors)
         raise typer.Exit(2) from None

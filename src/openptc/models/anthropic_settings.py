@@ -13,63 +13,48 @@ counts thinking inside it. ``ModelSettings(extra={"thinking": ...})`` overrides 
 ``extra`` is merged into the body last and wins. Interleaved thinking (reasoning between tool
 calls) is a beta with manual thinking on Claude 4 (adaptive thinking interleaves by itself):
 ``beta_flags`` names it, for the ``anthropic-beta`` header (or InvokeModel's ``anthropic_beta``).
+What each Claude version takes is ``claude_models``'; this module adds the API's own fields.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
+from openptc.models import claude_models
 from openptc.models.base import ModelRequest
-from openptc.models.settings import Effort, ModelSettings, UnsupportedSetting
+from openptc.models.claude_models import (
+    INTERLEAVED_THINKING_BETA,
+    NEWEST,
+    claude_version,
+    is_adaptive,
+)
+from openptc.models.settings import ModelSettings, UnsupportedSetting
 
-INTERLEAVED_THINKING_BETA = "interleaved-thinking-2025-05-14"
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
 MAX_CACHE_BREAKPOINTS = 4  # the API refuses a fifth
 _UNCACHEABLE = frozenset({"thinking", "redacted_thinking"})  # the API takes no cache_control here
-_THINKING_DOCS = "see docs.claude.com/en/docs/build-with-claude/extended-thinking"
 
 ThinkingStyle = Literal["budget", "both", "adaptive"]
-_NUMBERED = re.compile(r"claude-[a-z]+-(\d{1,2})(?:-(\d{1,2}))?(?=$|[-@:.])")
-"""``claude-sonnet-4-5-20250929``: major and minor (a date is no minor)."""
-_UNNUMBERED_NEW = ("claude-mythos", "claude-fable")
-NEWEST = (99, 0)
-"""The version of the unnumbered families (Mythos, Fable): newer than every numbered one."""
-
-
-def claude_version(model: str | None) -> tuple[int, int] | None:
-    """(major, minor) of a Claude model named as Anthropic's API names it; ``NEWEST`` for the
-    unnumbered new families; None for a name that says nothing (``claude-3-7-sonnet``'s old
-    style, a compatible server's own names): nothing is assumed about it."""
-    name = (model or "").rsplit("/", 1)[-1].lower()
-    if name.startswith(_UNNUMBERED_NEW):
-        return NEWEST
-    found = _NUMBERED.match(name)
-    return (int(found.group(1)), int(found.group(2) or 0)) if found else None
 
 
 def thinking_style(model: str | None) -> ThinkingStyle:
-    """How the model takes thinking: ``budget`` only (up to Claude 4.5, and names that say
-    nothing), ``both`` (4.6, where the budget is deprecated) or ``adaptive`` only (4.7 and
-    later, Mythos, Fable: a budget is a 400 there)."""
+    """How the model takes thinking (``claude_models.thinking_form``), with what Anthropic's
+    API alone decides: a name that says nothing (a compatible server's, a proxy's) gets a
+    budget, and so does a model without thinking, which the API then refuses itself."""
     version = claude_version(model)
-    if version is None or version < (4, 6):
-        return "budget"
-    return "both" if version < (4, 7) else "adaptive"
+    form = "budget" if version is None else claude_models.thinking_form(version)
+    return "budget" if form == "none" else form
 
 
 def _adaptive(settings: ModelSettings, style: ThinkingStyle) -> bool:
-    reasoning = settings.reasoning
-    return reasoning is not None and (
-        style == "adaptive" or (style == "both" and reasoning.effort is not None)
-    )
+    return settings.reasoning is not None and is_adaptive(settings.reasoning, style)
 
 
 def check(request: ModelRequest, provider: str, model: str | None = None) -> None:
     """Refuse what the Messages API has no equivalent for, what the named ``model`` does not
     take, and what the API refuses with thinking on."""
     s = request.settings
-    _check_sampling(request, provider, model)
+    claude_models.check_sampling(s, claude_version(model), model or "", provider)
     if s.temperature is not None and s.temperature > 1:
         raise UnsupportedSetting(
             "temperature",
@@ -94,59 +79,7 @@ def check(request: ModelRequest, provider: str, model: str | None = None) -> Non
             "user id; pass it once, as ModelSettings(user=...)",
         )
     if s.reasoning is not None:
-        _check_thinking(request, provider)
-
-
-def _check_sampling(request: ModelRequest, provider: str, model: str | None) -> None:
-    s, version = request.settings, claude_version(model)
-    if version is None:
-        return
-    if version >= (4, 7):
-        for name in ("temperature", "top_p", "top_k"):
-            if getattr(s, name) is not None:
-                raise UnsupportedSetting(
-                    name,
-                    provider,
-                    f"{model} takes no sampling parameters (Claude 4.7 and later: the API "
-                    f"answers that `{name}` is deprecated for this model); leave it unset",
-                )
-    if version >= (4, 5) and s.temperature is not None and s.top_p is not None:
-        raise UnsupportedSetting(
-            "temperature with top_p",
-            provider,
-            f"{model} takes one of the two, not both (Claude 4.5 and later); drop one",
-        )
-
-
-def _check_thinking(request: ModelRequest, provider: str) -> None:
-    s = request.settings
-    off = "or turn reasoning off (ModelSettings(reasoning=None))"
-    if s.temperature is not None and s.temperature != 1:
-        raise UnsupportedSetting(
-            "temperature",
-            provider,
-            f"with reasoning on, the API allows only temperature 1; leave temperature unset "
-            f"{off} ({_THINKING_DOCS})",
-        )
-    if s.top_k is not None:
-        raise UnsupportedSetting(
-            "top_k", provider, f"with reasoning on, the API refuses top_k; leave it unset {off}"
-        )
-    if s.top_p is not None and s.top_p < 0.95:
-        raise UnsupportedSetting(
-            "top_p",
-            provider,
-            f"with reasoning on, the API takes top_p only from 0.95 to 1, not {s.top_p:g}; "
-            f"raise it, leave it unset {off}",
-        )
-    choice = request.tool_choice
-    if request.tools and choice is not None and choice.mode in ("any", "tool"):
-        raise UnsupportedSetting(
-            "tool_choice",
-            provider,
-            f"with reasoning on, the API refuses a forced tool choice ({choice.mode!r}); use "
-            f"ToolChoice('auto') or ToolChoice('none') {off}",
-        )
+        claude_models.check_thinking(request, provider)
 
 
 def settings_fields(request: ModelRequest, style: ThinkingStyle = "budget") -> dict[str, Any]:
@@ -154,15 +87,8 @@ def settings_fields(request: ModelRequest, style: ThinkingStyle = "budget") -> d
     s = request.settings
     fields: dict[str, Any] = {}
     if s.reasoning is not None:
-        budget = s.reasoning.budget()
-        if _adaptive(s, style):
-            fields["thinking"] = {"type": "adaptive"}
-            level: Effort = s.reasoning.level()
-            # The API's efforts are low, medium, high (and above); it has no "minimal".
-            fields["output_config"] = {"effort": "low" if level == "minimal" else level}
-        else:
-            fields["thinking"] = {"type": "enabled", "budget_tokens": budget}
-        fields["max_tokens"] = request.max_tokens + budget
+        fields.update(claude_models.thinking_fields(s.reasoning, style))
+        fields["max_tokens"] = request.max_tokens + s.reasoning.budget()
     for name in ("temperature", "top_p", "top_k"):
         value = getattr(s, name)
         if value is not None:

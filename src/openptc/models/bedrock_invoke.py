@@ -32,7 +32,7 @@ from openptc.models.bedrock_common import (
     stop_reason,
 )
 from openptc.models.bedrock_models import bedrock_model, claude_thinking, prompt_cache_places
-from openptc.models.settings import UnsupportedSetting
+from openptc.models.claude_models import check_has_thinking
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 
@@ -43,14 +43,8 @@ def invoke_body(model_id: str, request: ModelRequest) -> dict[str, Any]:
     where = f"Bedrock InvokeModel for {model_id!r}"
     model = bedrock_model(model_id)
     name = model.name if model.is_claude else None  # as Anthropic's API names it
-    thinking = request.settings.reasoning is not None and model.is_claude
-    if thinking and claude_thinking(model) == "none":
-        raise UnsupportedSetting(
-            "reasoning",
-            where,
-            "this Claude model has no extended thinking (Claude 3.7 Sonnet and Claude 4 and "
-            "later have it)",
-        )
+    if request.settings.reasoning is not None and model.is_claude:
+        check_has_thinking(claude_thinking(model), where)
     body = anthropic_wire.request_body(request, offered_tools(request), provider=where, model=name)
     betas = list(anthropic_wire.beta_flags(request.settings, name))
     version = model.claude_version

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+
+from openptc.models.claude_models import (
+    NEWEST,
+    ThinkingForm,
+    Version,
+    thinking_form,
+    written_version,
+)
 
 PROVIDERS = frozenset(
     {"anthropic", "amazon", "openai", "deepseek", "meta", "mistral", "cohere", "ai21", "qwen"}
 )
-
-_NEW_STYLE = re.compile(r"^claude-[a-z]+-(\d{1,2})(?:-(\d{1,2}))?(?=$|[-:@])")
-"""``claude-sonnet-4-5-20250929-v1:0``: family, major, minor (a date is no minor)."""
-_OLD_STYLE = re.compile(r"^claude-(\d)(?:-(\d))?-[a-z]+")
-"""``claude-3-7-sonnet-20250219-v1:0``: major, minor, family."""
 
 
 @dataclass(frozen=True)
@@ -39,18 +41,19 @@ class BedrockModel:
         return self.provider == "anthropic" and self.name.startswith("claude")
 
     @property
-    def claude_version(self) -> tuple[int, int] | None:
+    def claude_version(self) -> Version | None:
         """(major, minor) of a Claude model; None for one whose name carries no version
         (``claude-mythos-preview``: a model newer than the numbered ones) or that is not
         Claude. The oldest ones (``claude-v2``, ``claude-instant-v1``) are (2, 0)."""
-        if not self.is_claude:
-            return None
-        if self.name.startswith(("claude-v", "claude-instant")):
-            return (2, 0)
-        found = _NEW_STYLE.match(self.name) or _OLD_STYLE.match(self.name)
-        if found is None:
-            return None
-        return (int(found.group(1)), int(found.group(2) or 0))
+        return written_version(self.name) if self.is_claude else None
+
+    @property
+    def claude_generation(self) -> Version:
+        """The version a Claude model's rules go by: ``claude_version``, or ``NEWEST`` when the
+        name has no number. Bedrock serves only Anthropic's own models, so a Claude without a
+        number is one of the families newer than the numbered ones, not a name that says
+        nothing (as it may be on Anthropic's API, behind a compatible server)."""
+        return self.claude_version or NEWEST
 
 
 def bedrock_model(model_id: str) -> BedrockModel:
@@ -64,25 +67,13 @@ def bedrock_model(model_id: str) -> BedrockModel:
     return BedrockModel("", name)
 
 
-ThinkingStyle = Literal["none", "budget", "both", "adaptive"]
+ThinkingStyle = ThinkingForm
 
 
 def claude_thinking(model: BedrockModel) -> ThinkingStyle:
-    """How a Claude model takes extended thinking on Bedrock.
-
-    ``budget``: ``{"type": "enabled", "budget_tokens": B}`` (Claude 3.7 Sonnet up to 4.5);
-    ``both``: that, or ``{"type": "adaptive"}`` with ``output_config.effort`` (4.6, where the
-    budget is deprecated); ``adaptive`` only (4.7 and later, and the unnumbered newer models:
-    a budget is a 400 there); ``none`` before 3.7.
-    """
-    version = model.claude_version
-    if version is None:
-        return "adaptive"
-    if version < (3, 7):
-        return "none"
-    if version < (4, 6):
-        return "budget"
-    return "both" if version < (4, 7) else "adaptive"
+    """How a Claude model takes extended thinking on Bedrock (``claude_models.thinking_form``
+    of its ``claude_generation``): ``none`` before 3.7, which Bedrock refuses up front."""
+    return thinking_form(model.claude_generation)
 
 
 def prompt_cache_places(model_id: str) -> frozenset[str]:
@@ -95,8 +86,7 @@ def prompt_cache_places(model_id: str) -> frozenset[str]:
     """
     model = bedrock_model(model_id)
     if model.is_claude:
-        version = model.claude_version
-        cached = version is None or version >= (3, 7) or model.name.startswith("claude-3-5-haiku")
+        cached = model.claude_generation >= (3, 7) or model.name.startswith("claude-3-5-haiku")
         return frozenset({"system", "tools", "messages"}) if cached else frozenset()
     if model.provider == "amazon" and re.match(r"nova-(micro|lite|pro|premier)-", model.name):
         return frozenset({"system", "messages"})

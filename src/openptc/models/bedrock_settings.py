@@ -8,9 +8,10 @@
   medium or high: minimal is low); DeepSeek R1 reasons always, so nothing is sent and the
   effort or budget cannot be chosen. Other models: refused, pointing at ``extra``. The answer
   keeps its room: maxTokens is raised by the budget (``Reasoning.budget()``);
-- with Claude thinking on, the model refuses temperature, top_k, top_p below 0.95 and a forced
-  tool choice, so they are refused here first; Claude 4.5 and later take a temperature or a
-  top_p, not both, and 4.7 and later none of temperature, top_p, top_k;
+- with Claude thinking on, the model refuses a temperature other than 1, top_k, top_p below
+  0.95 and a forced tool choice, so they are refused here first; Claude 4.5 and later take a
+  temperature or a top_p, not both, and 4.7 and later none of temperature, top_p, top_k (the
+  rules of every Claude API: ``claude_models``);
 - ``top_k``: ``{"top_k": n}`` for Claude, refused for others (their field, if any, differs);
 - ``metadata`` and ``user`` (as ``metadata["user"]``): ``requestMetadata``, the string pairs
   Bedrock keeps with the invocation log; Bedrock's rules on them are checked here;
@@ -26,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from openptc.models.anthropic_settings import INTERLEAVED_THINKING_BETA as INTERLEAVED_THINKING
+from openptc.models import claude_models
 from openptc.models.base import ModelRequest
 from openptc.models.bedrock_models import (
     BedrockModel,
@@ -36,6 +37,7 @@ from openptc.models.bedrock_models import (
     is_gpt_oss,
     prompt_cache_places,
 )
+from openptc.models.claude_models import INTERLEAVED_THINKING_BETA as INTERLEAVED_THINKING
 from openptc.models.settings import Reasoning, UnsupportedSetting
 
 STOP_SEQUENCE_PATH = "/stop_sequence"
@@ -65,7 +67,10 @@ def converse_settings(model_id: str, request: ModelRequest) -> ConverseSettings:
     if settings.reasoning is not None:
         out.additional.update(_reasoning_fields(model, where, settings.reasoning, request))
         inference["maxTokens"] += settings.reasoning.budget()
-    thinking = "thinking" in out.additional
+    if model.is_claude:
+        claude_models.check_sampling(settings, model.claude_generation, model_id, where)
+        if settings.reasoning is not None:
+            claude_models.check_thinking(request, where)
     if settings.temperature is not None:
         if settings.temperature > 1:
             raise UnsupportedSetting(
@@ -73,15 +78,9 @@ def converse_settings(model_id: str, request: ModelRequest) -> ConverseSettings:
                 where,
                 "Converse takes 0 to 1; pass one in that range",
             )
-        _refuse_with_thinking(thinking, "temperature", where)
         inference["temperature"] = settings.temperature
     if settings.top_p is not None:
-        if thinking and settings.top_p < 0.95:
-            raise UnsupportedSetting(
-                f"top_p={settings.top_p}", where, "with thinking on, Claude takes 0.95 to 1"
-            )
         inference["topP"] = settings.top_p
-    _check_claude_sampling(model, request, where)
     if settings.top_k is not None:
         if not model.is_claude:
             raise UnsupportedSetting(
@@ -90,7 +89,6 @@ def converse_settings(model_id: str, request: ModelRequest) -> ConverseSettings:
                 "Converse has no top_k, and only Claude's own field is known here; pass the "
                 "model's field with ModelSettings(extra={...}) (additionalModelRequestFields)",
             )
-        _refuse_with_thinking(thinking, "top_k", where)
         out.additional["top_k"] = settings.top_k
     if settings.stop_sequences:
         inference["stopSequences"] = list(settings.stop_sequences)
@@ -107,29 +105,12 @@ def _reasoning_fields(
     model: BedrockModel, where: str, reasoning: Reasoning, request: ModelRequest
 ) -> dict[str, Any]:
     if model.is_claude:
-        style = claude_thinking(model)
-        if style == "none":
-            raise UnsupportedSetting(
-                "reasoning",
-                where,
-                "this Claude model has no extended thinking (Claude 3.7 Sonnet and Claude 4 "
-                "and later have it)",
-            )
-        choice = request.tool_choice
-        if request.tools and choice is not None and choice.mode in ("any", "tool"):
-            raise UnsupportedSetting(
-                f"tool_choice {choice.mode!r}",
-                where,
-                "with thinking on, Claude takes only an automatic tool choice",
-            )
-        if style == "adaptive" or (style == "both" and reasoning.effort is not None):
-            level = "low" if reasoning.level() == "minimal" else reasoning.level()
-            return {"thinking": {"type": "adaptive"}, "output_config": {"effort": level}}
-        fields: dict[str, Any] = {
-            "thinking": {"type": "enabled", "budget_tokens": reasoning.budget()}
-        }
-        version = model.claude_version
-        if request.tools and version is not None and version >= (4, 0):
+        form = claude_thinking(model)
+        claude_models.check_has_thinking(form, where)
+        fields = claude_models.thinking_fields(reasoning, form)
+        budget = not claude_models.is_adaptive(reasoning, form)
+        if budget and request.tools and model.claude_generation >= (4, 0):
+            # so that it thinks between tool calls too (Claude 4 and later)
             fields["anthropic_beta"] = [INTERLEAVED_THINKING]
         return fields
     if is_gpt_oss(model):
@@ -144,33 +125,6 @@ def _reasoning_fields(
         "this model; pass the model's own reasoning field with ModelSettings(extra={...}), "
         "which goes into additionalModelRequestFields as it is",
     )
-
-
-def _refuse_with_thinking(thinking: bool, setting: str, where: str) -> None:
-    if thinking:
-        raise UnsupportedSetting(
-            setting, where, "Claude refuses it with thinking on: leave it unset, or reasoning off"
-        )
-
-
-def _check_claude_sampling(model: BedrockModel, request: ModelRequest, where: str) -> None:
-    """Claude 4.7 and later take no sampling parameters (the model answers that they are
-    deprecated); Claude 4.5 and later take a temperature or a top_p, not both."""
-    if not model.is_claude:
-        return
-    settings, version = request.settings, model.claude_version
-    newest = version is None or version >= (4, 7)  # no number: a family newer than those
-    if newest:
-        for name in ("temperature", "top_p", "top_k"):
-            if getattr(settings, name) is not None:
-                raise UnsupportedSetting(
-                    name, where, "Claude 4.7 and later take no sampling parameters; leave it unset"
-                )
-    both = settings.temperature is not None and settings.top_p is not None
-    if both and (newest or (version is not None and version >= (4, 5))):
-        raise UnsupportedSetting(
-            "temperature with top_p", where, "this Claude model takes one of the two, not both"
-        )
 
 
 def _request_metadata(pairs: dict[str, str], user: str | None, where: str) -> dict[str, str]:

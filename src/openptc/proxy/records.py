@@ -6,7 +6,9 @@ results reproduces the interpreter's state; a program that asks for something el
 has diverged, and is reported, never answered with a guess.
 
 A program also keeps the backend's reasoning in the turn that wrote it: the backend needs it
-back with the program's result, even from a client that left it out of its history.
+back with the program's result, even from a client that left it out of its history. The
+``ReasoningBlock``s are stored as they are (pydantic reads and writes the dataclass field for
+field), so a field the block gains is kept without a copy of it here.
 """
 
 from __future__ import annotations
@@ -15,34 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from openptc.models.base import ReasoningBlock, ReasoningWire
-
-
-class ReasoningRecord(BaseModel):
-    """One ``ReasoningBlock``, field for field."""
-
-    text: str
-    wire: ReasoningWire
-    signature: str | None = None
-    redacted: str | None = None
-    id: str | None = None
-    encrypted: str | None = None
-
-    @classmethod
-    def of(cls, block: ReasoningBlock) -> ReasoningRecord:
-        return cls(
-            text=block.text,
-            wire=block.wire,
-            signature=block.signature,
-            redacted=block.redacted,
-            id=block.id,
-            encrypted=block.encrypted,
-        )
-
-    def block(self) -> ReasoningBlock:
-        return ReasoningBlock(
-            self.text, self.wire, self.signature, self.redacted, self.id, self.encrypted
-        )
+from openptc.models.base import ReasoningBlock
 
 
 class CallRecord(BaseModel):
@@ -69,7 +44,7 @@ class ProgramRecord(BaseModel):
     tools: dict[str, list[str]] = Field(default_factory=dict)  # name -> parameter order
     calls: list[CallRecord] = Field(default_factory=list)
     finished: bool = False
-    reasoning: list[ReasoningRecord] = Field(default_factory=list)  # of the turn that wrote it
+    reasoning: list[ReasoningBlock] = Field(default_factory=list)  # of the turn that wrote it
 
     def pending(self) -> list[CallRecord]:
         """Calls shown to the client and still waiting for its answer."""

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from openptc.logs import request_id_var
 from openptc.models.base import ModelRequest
+from openptc.models.resolve import split_base_url
 from openptc.models.tokens import count_request_tokens
 from openptc.proxy.config import ProxyConfig
 from openptc.proxy.containers import ContainerManager, new_id
@@ -99,6 +100,28 @@ async def method_not_allowed_handler(request: Request, exc: Exception) -> Respon
         status=405,
     )
     return error_response(error, new_id("req_"))
+
+
+_CREATED_AT = "2026-01-01T00:00:00Z"  # a proxy's names have no release date of their own
+
+
+def model_infos(models: dict[str, str]) -> list[ModelInfo]:
+    """What ``/v1/models`` lists: each configured name, and for ``"*"`` (which serves every
+    name) its backend model under its own name, unless a configured name already reaches that
+    backend. A client that picks its model from the list finds one that works either way."""
+    infos = [
+        ModelInfo(id=name, display_name=name, created_at=_CREATED_AT)
+        for name in sorted(models)
+        if name != "*"
+    ]
+    fallback = models.get("*")
+    if fallback is not None and fallback not in {models[n] for n in models if n != "*"}:
+        provider, _, rest = fallback.partition(":")
+        backend, _ = split_base_url(rest)  # never show a URL: it may hold a password
+        if backend and backend not in models:
+            shown = f"{backend} (any model name is served by {provider}:{backend})"
+            infos.append(ModelInfo(id=backend, display_name=shown, created_at=_CREATED_AT))
+    return infos
 
 
 class Api:
@@ -205,8 +228,7 @@ class Api:
         return await self._guarded(request, handle)
 
     def _model_infos(self) -> list[ModelInfo]:
-        names = sorted(n for n in self._state().config.models if n != "*")
-        return [ModelInfo(id=n, display_name=n, created_at="2026-01-01T00:00:00Z") for n in names]
+        return model_infos(self._state().config.models)
 
     async def list_models(self, request: Request) -> Response:
         async def handle(request_id: str) -> Response:

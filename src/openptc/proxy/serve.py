@@ -6,10 +6,15 @@ new API requests get a retryable 503, ``/readyz`` answers 503, and requests in f
 for at most ``drain_timeout_s`` — before uvicorn shuts down, closes the containers and the
 process exits 0. A second signal stops at once. Programs paused waiting for a client are not
 waited for: with a shared store another replica rebuilds them from their records.
+
+Before it listens, ``check_startup`` refuses what would fail every request: a model string that
+does not resolve or whose SDK is not installed, a Redis that does not answer. uvicorn logs through
+openptc's JSON lines (``logs.configure``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -19,8 +24,12 @@ import uvicorn
 from pydantic import SecretStr
 
 from openptc.draining import DrainingServer
+from openptc.extras import require
+from openptc.models.errors import redact_url, redact_urls_in
+from openptc.models.resolve import check_model_string
 from openptc.proxy.config import ApiKey, ProxyConfig, read_settings
 from openptc.proxy.drain import Drain
+from openptc.proxy.store import StoreUnavailable
 
 log = logging.getLogger("openptc.proxy")
 
@@ -84,6 +93,41 @@ def build_config(
     return ProxyConfig.model_validate(data)
 
 
+# How long the startup check waits for Redis to answer a PING.
+REDIS_CHECK_TIMEOUT_S = 5.0
+
+
+def check_startup(config: ProxyConfig) -> None:
+    """Raise ``ServeConfigError`` (one line) on what would fail every request: each model string
+    resolves and its SDK imports; Redis, if configured, answers a PING."""
+    for name, spec in sorted(config.models.items()):
+        try:
+            check_model_string(spec)
+        except ValueError as exc:
+            raise ServeConfigError(f"the model for {name!r}: {redact_urls_in(str(exc))}") from None
+    if config.sandbox_url is not None:
+        require("proxy", "--sandbox-url", "openptc.sandbox.remote")
+    if config.redis_url is not None:
+        asyncio.run(_ping_redis(config.redis_url))
+
+
+async def _ping_redis(url: str) -> None:
+    require("proxy", "--redis-url", "openptc.proxy.redis_store")
+    from openptc.proxy.redis_store import RedisStore
+
+    timeout = REDIS_CHECK_TIMEOUT_S
+    store = RedisStore(url, connect_timeout_s=timeout, timeout_s=timeout)
+    try:
+        await store.ping()
+    except StoreUnavailable as exc:  # it says where, and what to do
+        raise ServeConfigError(str(exc)) from None
+    except Exception as exc:  # a refusal redis-py does not sort (NOAUTH, an old server)
+        why = redact_urls_in(str(exc)) or type(exc).__name__
+        raise ServeConfigError(f"Redis at {redact_url(url)} refused a PING: {why}") from None
+    finally:
+        await store.aclose()
+
+
 def run_server(config: ProxyConfig, host: str, port: int, log_level: str) -> None:
     from openptc.hardening import make_undumpable
     from openptc.logs import configure
@@ -96,6 +140,7 @@ def run_server(config: ProxyConfig, host: str, port: int, log_level: str) -> Non
         host=host,
         port=port,
         log_level=log_level,
+        log_config=None,  # keep the JSON handlers ``configure`` installed
         access_log=False,
         timeout_graceful_shutdown=FINAL_SHUTDOWN_S,
     )

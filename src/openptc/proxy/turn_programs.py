@@ -56,8 +56,7 @@ def restore_reasoning(messages: list[Message], record: ProgramRecord) -> None:
         uses = message.tool_uses if message.role == "assistant" else ()
         if any(u.id == record.server_tool_use_id for u in uses):
             if not message.reasoning:
-                restored = tuple(r.block() for r in record.reasoning)
-                messages[index] = Message("assistant", (*restored, *message.content))
+                messages[index] = Message("assistant", (*record.reasoning, *message.content))
             return
 
 

@@ -39,7 +39,7 @@ from openptc.proxy.errors import ApiError, invalid
 from openptc.proxy.history import CONTAINER_REQUIRED, read_conversation
 from openptc.proxy.metrics import ProxyMetrics
 from openptc.proxy.prompting import backend_tools, signature
-from openptc.proxy.records import ProgramRecord, ReasoningRecord
+from openptc.proxy.records import ProgramRecord
 from openptc.proxy.request_settings import backend_max_tokens, backend_settings
 from openptc.proxy.tooling import request_tools
 from openptc.proxy.turn_blocks import before, client_block, kept
@@ -233,7 +233,7 @@ class TurnRunner:
                 server_tool_use_id=server_id,
                 code=code,
                 tools={t.name: list(signature(t).params) for t in turn.tools.from_code()},
-                reasoning=[ReasoningRecord.of(b) for b in own if isinstance(b, ReasoningBlock)],
+                reasoning=[b for b in own if isinstance(b, ReasoningBlock)],
             )
             turn.container.history.programs.append(record)
             program = await self._programs.start(turn, record)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from openptc.extras import needs
 from openptc.sandbox.base import Limits, Sandbox
 
 Backend = Literal["local", "docker"]
@@ -26,13 +27,15 @@ def make_sandbox(
     """A new, not yet started sandbox; ``url`` (a sandbox server, with its ``token``) wins over
     ``backend``, and the server's own limits apply there but for the wall clock."""
     if url is not None:
-        from openptc.sandbox.remote import RemoteSandbox
+        with needs("remote", f"the sandbox server {url}"):
+            from openptc.sandbox.remote import RemoteSandbox
 
         if not token:
             raise ValueError(f"the sandbox server {url} needs a token")
         return RemoteSandbox(url, token, execution_timeout_s=limits.timeout_s)
     if backend == "docker":
-        from openptc.sandbox.docker import DockerSandbox
+        with needs("docker", "the Docker sandbox"):
+            from openptc.sandbox.docker import DockerSandbox
 
         return DockerSandbox(limits, pool_size=pool_size, idle_timeout_s=idle_timeout_s)
     if backend != "local":

@@ -3,7 +3,8 @@ given (tool results in the conversation) and decide the next turn, as a model wo
 
 They let the demo and the tests run the whole agent loop offline. Their answers are derived from
 the tool results they receive, never hard-coded, so a broken sandbox, bridge or tool shows up as
-a wrong answer.
+a wrong answer. They are written for the audit's tools and say so (``Brain``): a model string
+``scripted:expense-audit`` offered anyone else's tools refuses rather than invent calls.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from openptc.models.base import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from openptc.models.scripted import Turn
+from openptc.models.scripted import Brain, Turn
 from openptc.prompts import CODE_TOOL_NAME
 from openptc.scenarios import expense
 
@@ -110,8 +111,14 @@ def direct_brain(request: ModelRequest) -> Turn:
     return expense.format_answer(over)
 
 
-def expense_audit_brain(request: ModelRequest) -> Turn:
+def _expense_audit(request: ModelRequest) -> Turn:
     """Write a program when offered the code tool (ptc, hybrid); else call tools one by one."""
     if any(spec.name in (CODE_TOOL_NAME, SERVICE_CODE_TOOL) for spec in request.tools):
         return ptc_brain(request)
     return direct_brain(request)
+
+
+EXPENSE_AUDIT_TOOLS = ("get_team_members", "get_expenses", "get_custom_budget")
+
+expense_audit_brain = Brain(_expense_audit, "the expense audit", EXPENSE_AUDIT_TOOLS)
+"""The brain of ``scripted:expense-audit`` (an ``openptc.scripted`` entry point)."""
