@@ -55,9 +55,38 @@ def serve(
         str | None,
         typer.Option(help="Run programs on this sandbox server (token: PTC_SANDBOX_TOKEN)."),
     ] = None,
+    sandbox_token: Annotated[
+        str | None, typer.Option(help="The sandbox server's token (better: PTC_SANDBOX_TOKEN).")
+    ] = None,
+    container_idle_s: Annotated[float | None, typer.Option(help="Forget idle containers.")] = None,
+    container_warm_s: Annotated[
+        float | None, typer.Option(help="An idle container keeps its sandbox this long.")
+    ] = None,
+    container_max_age_s: Annotated[
+        float | None, typer.Option(help="Forget containers this old.")
+    ] = None,
+    tool_result_timeout_s: Annotated[
+        float | None, typer.Option(help="How long a paused program waits for a tool result.")
+    ] = None,
+    program_timeout_s: Annotated[
+        float | None, typer.Option(help="Longest wall clock of one program.")
+    ] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body.")] = None,
+    max_code_runs_per_request: Annotated[
+        int | None, typer.Option(help="Programs one request may run.")
+    ] = None,
+    sandbox_limits: Annotated[
+        str | None, typer.Option(help="Sandbox limits as JSON, e.g. '{\"memory_mb\": 1024}'.")
+    ] = None,
+    pool_size: Annotated[int | None, typer.Option(help="Sandboxes kept started and ready.")] = None,
+    drain_timeout_s: Annotated[
+        float | None, typer.Option(help="On SIGTERM, how long requests in flight may finish.")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Serve the Anthropic Messages API, with programmatic tool calling, on any model."""
+    """Serve the Anthropic Messages API, with programmatic tool calling, on any model.
+
+    Every setting comes from flags, else PTC_PROXY_<FIELD>, else the --config file."""
     try:
         require("proxy", "ptc serve", "openptc.proxy.app", "openptc.proxy.serve")
     except MissingExtra as exc:
@@ -72,6 +101,19 @@ def serve(
             redis_url,
             advertise_url=advertise_url,
             sandbox_url=sandbox_url,
+            flags={
+                "sandbox_token": sandbox_token,
+                "container_idle_s": container_idle_s,
+                "container_warm_s": container_warm_s,
+                "container_max_age_s": container_max_age_s,
+                "tool_result_timeout_s": tool_result_timeout_s,
+                "program_timeout_s": program_timeout_s,
+                "max_body_bytes": max_body_bytes,
+                "max_code_runs_per_request": max_code_runs_per_request,
+                "sandbox_limits": sandbox_limits,
+                "pool_size": pool_size,
+                "drain_timeout_s": drain_timeout_s,
+            },
         )
         check_startup(settings)
     except MissingExtra as exc:
@@ -119,54 +161,67 @@ def sandbox_server(
     token: Annotated[
         list[str], typer.Option(help="A client token (or set PTC_SANDBOX_TOKENS). Repeatable.")
     ] = [],  # noqa: B006 - typer needs a literal default
+    config: Annotated[
+        Path | None, typer.Option(help="A TOML or JSON file with any of the settings.")
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
     backend: Annotated[
-        SandboxKind, typer.Option(help="Where programs run: local (bubblewrap/process) or docker.")
-    ] = "local",
-    max_sessions_per_token: Annotated[int, typer.Option(help="Open sessions per token.")] = 16,
-    session_idle_s: Annotated[float, typer.Option(help="Close sessions idle this long.")] = 600.0,
+        SandboxKind | None,
+        typer.Option(help="Where programs run: local (bubblewrap/process) or docker."),
+    ] = None,
+    max_sessions_per_token: Annotated[
+        int | None, typer.Option(help="Open sessions per token (16).")
+    ] = None,
+    session_idle_s: Annotated[
+        float | None, typer.Option(help="Close sessions idle this long (600).")
+    ] = None,
     drain_timeout_s: Annotated[
-        float, typer.Option(help="On SIGTERM, how long running executions may finish.")
-    ] = 60.0,
-    pool_size: Annotated[int, typer.Option(help="Sandboxes kept started and ready.")] = 2,
+        float | None, typer.Option(help="On SIGTERM, how long running executions may finish (60).")
+    ] = None,
+    pool_size: Annotated[
+        int | None, typer.Option(help="Sandboxes kept started and ready (2).")
+    ] = None,
     max_execution_s: Annotated[
-        float, typer.Option(help="Longest wall clock a client may ask for one execution.")
-    ] = 600.0,
+        float | None,
+        typer.Option(help="Longest wall clock a client may ask for one execution (600)."),
+    ] = None,
+    limits: Annotated[
+        str | None, typer.Option(help="Sandbox limits as JSON, e.g. '{\"memory_mb\": 1024}'.")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Run sandbox sessions for remote orchestrators (HTTP + WebSocket); tools stay with them."""
-    from pydantic import ValidationError
+    """Run sandbox sessions for remote orchestrators (HTTP + WebSocket); tools stay with them.
 
-    from openptc.server.config import TOKENS_ENV, ServerConfig, tokens_from
+    Every setting comes from flags, else PTC_SANDBOX_<FIELD>, else the --config file."""
+    from openptc.server.config import build_server_config
 
     try:
+        settings = build_server_config(
+            config,
+            {
+                "tokens": token,
+                "backend": backend,
+                "max_sessions_per_token": max_sessions_per_token,
+                "session_idle_s": session_idle_s,
+                "drain_timeout_s": drain_timeout_s,
+                "pool_size": pool_size,
+                "max_execution_s": max_execution_s,
+                "limits": limits,
+            },
+        )
+    except (ValueError, OSError) as exc:  # SettingsError names the field and its source
+        fail("ptc sandbox-server", exc)
+        raise typer.Exit(2) from None
+    try:
         require("server", "ptc sandbox-server", "openptc.server.run")
-        if backend == "docker":
+        if settings.backend == "docker":
             require("docker", "--backend docker", DOCKER_SDK)
     except MissingExtra as exc:
         raise _missing(exc) from None
     from openptc.server.run import run_server
 
-    tokens = tokens_from(token)
-    if not tokens:
-        fail("ptc sandbox-server", f"no token: pass --token or set {TOKENS_ENV}")
-        raise typer.Exit(2)
-    try:
-        settings = ServerConfig(
-            tokens=tokens,
-            backend=backend,
-            max_sessions_per_token=max_sessions_per_token,
-            session_idle_s=session_idle_s,
-            drain_timeout_s=drain_timeout_s,
-            pool_size=pool_size,
-            max_execution_s=max_execution_s,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        fail("ptc sandbox-server", f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
-        raise typer.Exit(2) from None
-    say("openptc sandbox server", f"on http://{host}:{port} ({backend})", style="green")
+    say("openptc sandbox server", f"on http://{host}:{port} ({settings.backend})", style="green")
     run_server(settings, host, port, log_level)
 
 

@@ -1,4 +1,5 @@
-"""``ptc serve``: build the configuration from a file and/or flags, then run uvicorn, draining on
+"""``ptc serve``: build the configuration from a file, the environment and flags (in that
+order of precedence, lowest first; see ``settings_layers``), then run uvicorn, draining on
 SIGTERM as ``ptc sandbox-server`` does.
 
 The first SIGTERM (a deploy, a scale-in) or Ctrl-C marks the proxy draining (see ``drain``):
@@ -16,20 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import uvicorn
-from pydantic import SecretStr
+from pydantic import ValidationError
 
 from openptc.draining import DrainingServer
 from openptc.extras import require
 from openptc.models.errors import redact_url, redact_urls_in
 from openptc.models.resolve import check_model_string
-from openptc.proxy.config import ApiKey, ProxyConfig, read_settings
+from openptc.proxy.config import ProxyConfig
 from openptc.proxy.drain import Drain
 from openptc.proxy.store import StoreUnavailable
+from openptc.settings_layers import Layer, SettingsSpec, from_flags, merge, read_env, read_file
 
 log = logging.getLogger("openptc.proxy")
 
@@ -37,13 +39,20 @@ log = logging.getLogger("openptc.proxy")
 FINAL_SHUTDOWN_S = 5
 
 KEYS_ENV = "PTC_PROXY_API_KEYS"
-# Settings a deployment passes in the environment (a pod's IP, a secret), by config field.
-ENV_SETTINGS = {
+# Every field reads PTC_PROXY_<FIELD>; these older names still work when that one is unset.
+LEGACY_ENV = {
     "advertise_url": "PTC_ADVERTISE_URL",
     "sandbox_url": "PTC_SANDBOX_URL",
     "sandbox_token": "PTC_SANDBOX_TOKEN",
     "redis_url": "PTC_REDIS_URL",
 }
+SPEC = SettingsSpec(
+    ProxyConfig,
+    prefix="PTC_PROXY_",
+    legacy_env=LEGACY_ENV,
+    flags={"api_keys": "--api-key", "models": "--model"},
+    accumulate=frozenset({"api_keys", "models"}),
+)
 
 
 class ServeConfigError(ValueError):
@@ -58,11 +67,42 @@ def build_config(
     *,
     advertise_url: str | None = None,
     sandbox_url: str | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> ProxyConfig:
-    """A file gives the base; the environment (``ENV_SETTINGS``, ``PTC_PROXY_API_KEYS``)
-    overrides it; flags override both."""
-    data = read_settings(config_file) if config_file is not None else {}
-    mapping = dict(data.get("models") or {})
+    """Flags > environment (``PTC_PROXY_<FIELD>``) > file > defaults, field by field; keys and
+    models add up across all three. ``flags`` holds the other fields' flags by field name."""
+    file = read_file(SPEC, Path(config_file)) if config_file is not None else {}
+    env = read_env(SPEC, environ)
+    given = dict(flags or {}) | {
+        "redis_url": redis_url,
+        "advertise_url": advertise_url,
+        "sandbox_url": sandbox_url,
+        "models": _models_from_flags(models),
+        "api_keys": api_keys,
+    }
+    flagged = from_flags(SPEC, given)
+    _name_keys(flagged, env)
+    data = merge(SPEC, file, env, flagged)
+    if not data.get("models"):
+        raise ServeConfigError(
+            "no backend model: pass --model NAME=MODEL_STRING (NAME '*' serves every name) "
+            "or a --config file with a [models] table"
+        )
+    if not data.get("api_keys"):
+        raise ServeConfigError(
+            f"no API key: pass --api-key, set {KEYS_ENV}=key1,key2, or list api_keys in --config"
+        )
+    try:
+        return ProxyConfig.model_validate(data)
+    except ValidationError as exc:  # what no single source decides, e.g. a URL without a token
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ServeConfigError(f"{where + ': ' if where else ''}{first['msg']}") from None
+
+
+def _models_from_flags(models: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
     for item in models:
         name, sep, spec = item.partition("=")
         if not sep or not name or not spec:
@@ -71,26 +111,23 @@ def build_config(
                 "'claude-sonnet-4-6=bedrock:us.anthropic.claude-sonnet-4-6' or '*=ollama:qwen3'"
             )
         mapping[name] = spec
-    keys: list[object] = list(data.get("api_keys") or [])
-    env_keys = [k.strip() for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()]
-    added = api_keys + env_keys
-    keys += [ApiKey(key=SecretStr(k), name=f"key-{i + 1}") for i, k in enumerate(added)]
-    if not mapping:
-        raise ServeConfigError(
-            "no backend model: pass --model NAME=MODEL_STRING (NAME '*' serves every name) "
-            "or a --config file with a [models] table"
-        )
-    if not keys:
-        raise ServeConfigError(
-            f"no API key: pass --api-key, set {KEYS_ENV}=key1,key2, or list api_keys in --config"
-        )
-    data |= {"models": mapping, "api_keys": keys}
-    for field, variable in ENV_SETTINGS.items():
-        if os.environ.get(variable):
-            data[field] = os.environ[variable]
-    flags = {"redis_url": redis_url, "advertise_url": advertise_url, "sandbox_url": sandbox_url}
-    data |= {field: value for field, value in flags.items() if value is not None}
-    return ProxyConfig.model_validate(data)
+    return mapping
+
+
+def _name_keys(*layers: Layer) -> None:
+    """Bare keys (a flag's, the environment's) become key-1, key-2, ... in that order."""
+    count = 0
+    for layer in layers:
+        if "api_keys" not in layer:
+            continue
+        values, source = layer["api_keys"]
+        named: list[Any] = []
+        for value in values:
+            if isinstance(value, str):
+                count += 1
+                value = {"key": value, "name": f"key-{count}"}
+            named.append(value)
+        layer["api_keys"] = (named, source)
 
 
 # How long the startup check waits for Redis to answer a PING.

@@ -1,20 +1,34 @@
-"""What a sandbox-server operator configures: tokens, per-token limits, idle time, drain."""
+"""What a sandbox-server operator configures: tokens, per-token limits, idle time, drain.
+
+Read from a ``--config`` file, ``PTC_SANDBOX_<FIELD>`` variables and flags (see
+``settings_layers`` for the precedence)."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-from typing import Literal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from openptc.sandbox.base import Limits
+from openptc.settings_layers import (
+    SettingsError,
+    SettingsSpec,
+    from_flags,
+    merge,
+    read_env,
+    read_file,
+)
 
 TOKENS_ENV = "PTC_SANDBOX_TOKENS"
 
 
 class ServerConfig(BaseModel):
+    """Everything ``ptc sandbox-server`` needs; frozen once built."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     tokens: tuple[SecretStr, ...] = Field(min_length=1)
@@ -42,7 +56,25 @@ class ServerConfig(BaseModel):
         return None
 
 
-def tokens_from(flags: list[str]) -> tuple[SecretStr, ...]:
-    """``--token`` flags, then ``PTC_SANDBOX_TOKENS`` (comma-separated)."""
-    from_env = [t.strip() for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip()]
-    return tuple(SecretStr(t) for t in [*flags, *from_env])
+SPEC = SettingsSpec(
+    ServerConfig,
+    prefix="PTC_SANDBOX_",
+    flags={"tokens": "--token"},
+    accumulate=frozenset({"tokens"}),
+)
+
+
+def build_server_config(
+    config_file: Path | None,
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> ServerConfig:
+    """Flags > environment (``PTC_SANDBOX_<FIELD>``) > file > defaults, field by field;
+    tokens add up across all three. Raises ``SettingsError`` naming the source of a bad value."""
+    file = read_file(SPEC, config_file) if config_file is not None else {}
+    data = merge(SPEC, file, read_env(SPEC, environ), from_flags(SPEC, flags))
+    if not data.get("tokens"):
+        raise SettingsError(
+            f"no token: pass --token, set {TOKENS_ENV}=tok1,tok2, or list tokens in --config"
+        )
+    return ServerConfig.model_validate(data)
