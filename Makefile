@@ -67,4 +67,4 @@ doctor: $(DEMO_STAMP) sandbox-deps
 	$(BIN)/ptc doctor
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-floors .pytest_cache .mypy_cache .ruff_cache
