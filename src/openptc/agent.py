@@ -45,7 +45,13 @@ from openptc.models.tokens import (
     count_text,
 )
 from openptc.observing import Emitter, ObservedTools, one_line
-from openptc.prompts import CODE_TOOL_NAME, Mode, code_tool_spec, system_prompt
+from openptc.prompts import (
+    CODE_TOOL_NAME,
+    Mode,
+    code_tool_spec,
+    session_lost_text,
+    system_prompt,
+)
 from openptc.runs import RunResult, RunUsage, StopKind
 from openptc.sandbox.base import (
     Execution,
@@ -455,13 +461,7 @@ class Agent:
             emit(ExecutionFinished(number, None, one_line(execution)))
             ledger.program_errors += 1
             ledger.failed_in_a_row += 1
-            message = (
-                f"[error] The sandbox session was lost ({execution}). The next program runs "
-                "in a fresh session: variables, imports and files from earlier programs are gone, "
-                "and tool calls this program made before the loss may have run. Run the program "
-                "again if needed."
-            )
-            return ToolResultBlock(use.id, message, is_error=True)
+            return ToolResultBlock(use.id, session_lost_text(execution), is_error=True)
         ledger.executions.append(execution)
         ledger.tool_calls += len(execution.tool_calls)
         error = execution.error

@@ -17,17 +17,17 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from openptc.prompts import CODE_TOOL_NAME, CODE_TOOL_SCHEMA, code_tool_description
+from openptc.prompts import (
+    CODE_TOOL_NAME,
+    CODE_TOOL_SCHEMA,
+    code_tool_description,
+    session_lost_text,
+)
 from openptc.sandbox.base import Execution, Limits, Sandbox, SandboxError, Session, ToolHost
 from openptc.tools import Toolbox
 
 __all__ = ["CodeTool", "SessionLost"]
 
-SESSION_LOST = (
-    "[error] The sandbox session was lost ({cause}). The next program runs in a fresh session: "
-    "variables, imports and files from earlier programs are gone, and tool calls this program "
-    "made before the loss may have run. Run the program again if needed."
-)
 REOPENED_NOTICE = (
     "the sandbox session had been lost and a new one was opened: variables, imports and files "
     "from earlier programs are gone"
@@ -150,7 +150,7 @@ class CodeTool:
         try:
             execution = await self.execute(code)
         except SessionLost as exc:
-            return SESSION_LOST.format(cause=exc)
+            return session_lost_text(exc)
         return execution.to_model_text()
 
     async def aclose(self) -> None:

@@ -90,3 +90,13 @@ def code_tool_description(stubs: str) -> str:
 def code_tool_spec(stubs: str) -> ToolSpec:
     """The one tool a PTC model sees: ``execute_code({"code": str})``."""
     return ToolSpec(CODE_TOOL_NAME, code_tool_description(stubs), dict(CODE_TOOL_SCHEMA))
+
+
+def session_lost_text(cause: object) -> str:
+    """What the model reads when the sandbox session died under its program (the agent's loop
+    and ``CodeTool`` alike): what is gone, and that some calls may have run."""
+    return (
+        f"[error] The sandbox session was lost ({cause}). The next program runs in a fresh "
+        "session: variables, imports and files from earlier programs are gone, and tool calls "
+        "this program made before the loss may have run. Run the program again if needed."
+    )
