@@ -13,11 +13,15 @@ from rich.table import Table
 from openptc.bench import replay_bench
 from openptc.bench.report import write_report
 from openptc.bench.sandbox_bench import run_sandbox_bench
+from openptc.bench.scenario_cli import bench_all, bench_scenarios
 
 bench_app = typer.Typer(help="Benchmarks; each figure is a ratio to a baseline from the same run.")
 console = Console()
 
 RESULTS_DIR = Path("benchmarks/results")
+
+bench_app.command("scenarios")(bench_scenarios)
+bench_app.command("all")(bench_all)
 
 
 def _mark(ok: bool) -> str:

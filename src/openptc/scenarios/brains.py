@@ -10,37 +10,20 @@ a wrong answer. They are written for the audit's tools and say so (``Brain``): a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-from openptc.models.base import (
-    Message,
-    ModelRequest,
-    ToolResultBlock,
-    ToolUseBlock,
-)
+from openptc.models.base import ModelRequest
 from openptc.models.scripted import Brain, Turn
 from openptc.prompts import CODE_TOOL_NAME
 from openptc.scenarios import expense
-
-
-def _tool_uses(messages: tuple[Message, ...]) -> Iterator[ToolUseBlock]:
-    for message in messages:
-        yield from message.tool_uses
-
-
-def _results_by_id(messages: tuple[Message, ...]) -> dict[str, ToolResultBlock]:
-    return {r.tool_use_id: r for m in messages for r in m.results}
-
-
-def _call(request: ModelRequest, name: str, **arguments: Any) -> list[ToolUseBlock]:
-    """One tool use with an id that is unique and deterministic within the conversation."""
-    n = sum(1 for _ in _tool_uses(request.messages)) + 1
-    return [ToolUseBlock(id=f"toolu_{n:03d}", name=name, input=arguments)]
-
-
-SERVICE_CODE_TOOL = "code_execution"
-"""The code tool's name on Anthropic's API (and so behind ``ptc serve``)."""
+from openptc.scenarios.base import Scenario, Verdict
+from openptc.scenarios.turns import (
+    SERVICE_CODE_TOOL,
+    offers_code_tool,
+    results_by_id,
+    tool_uses,
+)
+from openptc.scenarios.turns import call as _call
 
 
 def ptc_brain(request: ModelRequest) -> Turn:
@@ -67,8 +50,8 @@ def direct_brain(request: ModelRequest) -> Turn:
     ``get_custom_budget`` for each member, and finally applies the budget rule the tools
     describe (approved travel items against the quarterly budget).
     """
-    calls = list(_tool_uses(request.messages))
-    results = _results_by_id(request.messages)
+    calls = list(tool_uses(request.messages))
+    results = results_by_id(request.messages)
     failed = [results[c.id] for c in calls if c.id in results and results[c.id].is_error]
     if failed:
         return f"I could not complete the audit; a tool call failed:\n{failed[-1].content}"
@@ -113,7 +96,7 @@ def direct_brain(request: ModelRequest) -> Turn:
 
 def _expense_audit(request: ModelRequest) -> Turn:
     """Write a program when offered the code tool (ptc, hybrid); else call tools one by one."""
-    if any(spec.name in (CODE_TOOL_NAME, SERVICE_CODE_TOOL) for spec in request.tools):
+    if offers_code_tool(request):
         return ptc_brain(request)
     return direct_brain(request)
 
@@ -122,3 +105,23 @@ EXPENSE_AUDIT_TOOLS = ("get_team_members", "get_expenses", "get_custom_budget")
 
 expense_audit_brain = Brain(_expense_audit, "the expense audit", EXPENSE_AUDIT_TOOLS)
 """The brain of ``scripted:expense-audit`` (an ``openptc.scripted`` entry point)."""
+
+
+def _check(answer: str) -> Verdict:
+    expected = {o.name for o in expense.expected_overspenders()}
+    named = expense.parse_names(answer)
+    if named == expected:
+        return Verdict.right()
+    missing, extra = sorted(expected - named), sorted(named - expected)
+    return Verdict.wrong(f"missing {missing or 'none'}; wrongly named {extra or 'none'}")
+
+
+EXPENSE_AUDIT = Scenario(
+    name="expense-audit",
+    title="Expense audit",
+    stresses="fan-out: 49 calls and ~1,900 line items, of which the answer needs a few lines",
+    question=expense.QUESTION,
+    make_tools=lambda latency: expense.make_tools(latency=latency),
+    check=_check,
+    brain=expense_audit_brain,
+)
