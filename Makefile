@@ -8,7 +8,7 @@ TEST_STAMP := $(VENV)/.installed-test
 # worker takes whole files, so a module's servers (Redis, a private Docker engine) start once.
 TEST_WORKERS ?= 4
 
-.PHONY: demo test floors lint bench doctor sandbox-deps clean
+.PHONY: demo test floors lint bench bench-infra doctor sandbox-deps browser-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,11 @@ demo: $(DEMO_STAMP) sandbox-deps
 	  if [ -n "$$extras" ]; then $(BIN)/python -m pip install --quiet -e ".[$${extras#,}]"; fi
 	$(BIN)/ptc demo --providers-with-keys
 
-test: $(TEST_STAMP) sandbox-deps
+# Debian's chromium, for the test that checks the benchmark report as a browser shows it.
+browser-deps:
+	@bash scripts/chromium.sh >/dev/null || echo "warning: no chromium; the report's browser test is skipped"
+
+test: $(TEST_STAMP) sandbox-deps browser-deps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
@@ -56,7 +60,12 @@ test: $(TEST_STAMP) sandbox-deps
 floors: sandbox-deps
 	bash scripts/sdk-floors.sh
 
+# The evidence: the scenario suite in both modes and the peers, one HTML report (a few minutes).
 bench: $(TEST_STAMP) sandbox-deps
+	$(BIN)/ptc bench all
+
+# The machinery's own figures: sandbox, replay, proxy, fleet and MCP (each against a baseline).
+bench-infra: $(TEST_STAMP) sandbox-deps
 	$(BIN)/ptc bench sandbox
 	$(BIN)/ptc bench replay
 	$(BIN)/ptc bench proxy

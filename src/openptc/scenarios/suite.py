@@ -1,11 +1,25 @@
-"""The scenario suite of ``ptc bench scenarios``, in the order the report shows them."""
+"""The scenario suite of ``ptc bench scenarios``, in the order the report shows them.
+
+Each stresses one thing: fan-out (the expense audit), exact arithmetic, filtering large outputs,
+dependent calls, a call made only when an earlier result allows it, personal data that must
+stay out of the model's context, and judgment, where PTC is not expected to pay.
+"""
 
 from __future__ import annotations
 
+from openptc.scenarios import branching, judgment, multihop, numeric, privacy, triage
 from openptc.scenarios.base import Scenario
 from openptc.scenarios.brains import EXPENSE_AUDIT
 
-SCENARIOS: tuple[Scenario, ...] = (EXPENSE_AUDIT,)
+SCENARIOS: tuple[Scenario, ...] = (
+    EXPENSE_AUDIT,
+    numeric.SCENARIO,
+    triage.SCENARIO,
+    multihop.SCENARIO,
+    branching.SCENARIO,
+    privacy.SCENARIO,
+    judgment.SCENARIO,
+)
 
 
 def select(names: list[str] | None) -> tuple[Scenario, ...]:
