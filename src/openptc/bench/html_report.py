@@ -52,10 +52,13 @@ def _cards(report: dict[str, Any]) -> str:
         ("answered right", f"{summary['right']['ptc']}/{summary['scenarios']} ptc · "
          f"{summary['right']['direct']}/{summary['scenarios']} direct"),
     ]  # fmt: skip
-    reductions = summary["reductions"]
+    reductions, median = summary["reductions"], summary["median_reductions"]
     for key, label in (("input_tokens", "input tokens"), ("cost_usd", "cost"),
                        ("modelled_s", "end-to-end time")):  # fmt: skip
-        cards.append((f"{label}, counted scenarios", _pct(reductions[key])))
+        cards.append(
+            (f"{label}: all counted · median scenario",
+             f"{_pct(reductions[key])}<br>{_pct(median[key])}")
+        )  # fmt: skip
     if expense is not None:
         ptc, direct = expense["modes"]["ptc"], expense["modes"]["direct"]
         cards.append(

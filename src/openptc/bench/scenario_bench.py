@@ -12,6 +12,7 @@ model with ``--model`` (each run's transcript recorded), or those transcripts wi
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -218,12 +219,18 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     def summed(mode: str, key: str) -> float:
         return float(sum(r["modes"][mode][key] for r in counted))
 
+    def median(key: str) -> float | None:
+        values = [r["reductions"][key] for r in counted if r["reductions"][key] is not None]
+        return statistics.median(values) if values else None
+
     return {
         "scenarios": len(rows),
         "counted": len(counted),
         "right": {m: sum(r["modes"][m]["correct"] for r in rows) for m in MODES},
         "totals": {m: {k: summed(m, k) for k in REDUCED} for m in MODES},
         "reductions": {k: _reduction(summed("ptc", k), summed("direct", k)) for k in REDUCED},
+        # The totals are dominated by the largest scenario; the median weighs each one the same.
+        "median_reductions": {k: median(k) for k in REDUCED},
         "ptc_loses": [r["name"] for r in counted if (r["reductions"] or {})["cost_usd"] < 0],
     }
 

@@ -39,9 +39,9 @@ def _pct(value: float | None) -> str:
 def scenario_table(report: dict[str, Any]) -> Table:
     """One row per scenario: verdicts, model calls, and PTC's reductions (gate applied)."""
     table = Table(
-        "scenario", "right (ptc/direct)", "model calls", "input tokens (ptc / direct)",
-        "input", "cost", "end-to-end", title=f"PTC vs direct: {report['model']}",
-        caption="reductions count only where both answers are right",
+        "scenario", "right", "model calls", "input tokens", "input", "cost", "time",
+        title=f"PTC vs direct ({report['model']})",
+        caption="ptc / direct; reductions count only where both answers are right",
     )  # fmt: skip
     for row in report["scenarios"]:
         ptc, direct = row["modes"]["ptc"], row["modes"]["direct"]
@@ -68,12 +68,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         if not row["counted"]:
             reason = row["modes"]["direct"]["reason"] or row["modes"]["ptc"]["reason"]
             lines.append(f"{row['name']}: {row['gate']}, not counted ({reason})")
-    red = summary["reductions"]
-    lines.append(
-        f"over the {summary['counted']} counted scenarios PTC used "
-        f"{_pct(red['input_tokens'])} input tokens, cost {_pct(red['cost_usd'])}, took "
-        f"{_pct(red['modelled_s'])} end-to-end time"
-    )
+    for key, label in (("reductions", "in all"), ("median_reductions", "median scenario")):
+        red = summary[key]
+        lines.append(
+            f"{label} ({summary['counted']} counted): {_pct(red['input_tokens'])} input tokens, "
+            f"{_pct(red['cost_usd'])} cost, {_pct(red['modelled_s'])} end-to-end time"
+        )
     if summary["ptc_loses"]:
         lines.append(f"where PTC does not pay: {', '.join(summary['ptc_loses'])}")
     return lines
