@@ -61,8 +61,14 @@ floors: sandbox-deps
 	bash scripts/sdk-floors.sh
 
 # The evidence: the scenario suite in both modes and the peers, one HTML report (a few minutes).
+# The Docker backend joins the peers when a private engine can be started (scripts/docker.sh).
 bench: $(TEST_STAMP) sandbox-deps
-	$(BIN)/ptc bench all
+	@D=$$(mktemp -d); trap 'bash scripts/docker.sh stop "$$D" >/dev/null 2>&1; rm -rf "$$D"' EXIT; \
+	  if H=$$(bash scripts/docker.sh start "$$D" 2>/dev/null) && \
+	     DOCKER_HOST=$$H bash scripts/sandbox-image.sh --local-base >/dev/null 2>&1; then \
+	    export DOCKER_HOST=$$H; \
+	  else echo "no Docker engine could be started: the docker peer is skipped"; fi; \
+	  $(BIN)/ptc bench all
 
 # The machinery's own figures: sandbox, replay, proxy, fleet and MCP (each against a baseline).
 bench-infra: $(TEST_STAMP) sandbox-deps

@@ -13,7 +13,7 @@ from rich.table import Table
 from openptc.bench import replay_bench
 from openptc.bench.report import write_report
 from openptc.bench.sandbox_bench import run_sandbox_bench
-from openptc.bench.scenario_cli import bench_all, bench_scenarios
+from openptc.bench.scenario_cli import bench_all, bench_peers, bench_scenarios
 
 bench_app = typer.Typer(help="Benchmarks; each figure is a ratio to a baseline from the same run.")
 console = Console()
@@ -21,6 +21,7 @@ console = Console()
 RESULTS_DIR = Path("benchmarks/results")
 
 bench_app.command("scenarios")(bench_scenarios)
+bench_app.command("peers")(bench_peers)
 bench_app.command("all")(bench_all)
 
 

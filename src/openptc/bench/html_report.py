@@ -23,7 +23,8 @@ td.l,th.l{text-align:left}.ok{color:#2b8a3e;font-weight:600}.bad{color:#c92a2a;f
 .loss{color:#c92a2a}.gain{color:#2b8a3e}.charts{display:flex;flex-wrap:wrap;gap:1.2rem}
 figure{margin:0}figcaption{font-weight:600}.tick,.axis{font-size:11px;fill:#495057}
 .key{margin-right:1rem}.swatch{display:inline-block;width:12px;height:12px;margin-right:4px;
-vertical-align:middle}small{color:#868e96}
+vertical-align:middle}small{color:#868e96}.wide{overflow-x:auto}
+table.runs{width:auto;flex:1 1 560px}#peers-figures td{min-width:7rem}
 """
 
 
@@ -82,7 +83,7 @@ ROWS: tuple[tuple[str, Cell], ...] = (
     ("· cache write", lambda r: _int(r["cache_write_tokens"])),
     ("output tokens", lambda r: _int(r["output_tokens"])),
     ("tool results in context", lambda r: f"{r['tool_result_bytes'] / 1024:,.1f} KiB"),
-    ("tool time", lambda r: f"{r['tool_s']:.2f} s"),
+    ("tool time (sum over calls)", lambda r: f"{r['tool_s']:.2f} s"),
     ("sandbox time", lambda r: f"{r['sandbox_s']:.2f} s"),
     ("end-to-end (modelled)", lambda r: f"{r['modelled_s']:.1f} s"),
     ("cost", lambda r: f"${r['cost_usd']:.4f}"),

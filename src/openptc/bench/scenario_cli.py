@@ -158,20 +158,34 @@ def bench_scenarios(
     _finish(report, None, out)
 
 
+def bench_peers(
+    quick: Annotated[bool, typer.Option(help="Fewer rounds (about 15 s).")] = False,
+    out: Out = RESULTS_DIR,
+) -> None:
+    """openptc's sandbox against smolagents, pydantic-monty, plain exec and a fresh python -I -S
+    (and the Docker backend when DOCKER_HOST reaches an engine with the sandbox image)."""
+    _run_peers(quick, out)
+
+
+def _run_peers(quick: bool, out: Path) -> dict[str, Any]:
+    from openptc.bench.peers_bench import peer_tables, run_peers_bench
+
+    peers = asyncio.run(run_peers_bench(quick=quick, progress=lambda m: console.print(f"  {m}")))
+    for table in peer_tables(peers):
+        console.print(table)
+    console.print(f"peers results written to {write_report(peers, out)}")
+    return peers
+
+
 def bench_all(
     quick: Annotated[bool, typer.Option(help="Fewer rounds for the peers.")] = False,
     out: Out = RESULTS_DIR,
 ) -> None:
     """The scenario suite and the peers, offline, with one HTML report of both."""
-    from openptc.bench.peers_bench import peer_tables, run_peers_bench
-
     settings = _settings(None, None, DEFAULT_TOOL_LATENCY_S, 0.5, 10_000.0, 60.0, None, None)
     report = run_with_progress(None, settings)
     console.print("peers:")
-    peers = asyncio.run(run_peers_bench(quick=quick, progress=lambda m: console.print(f"  {m}")))
-    for table in peer_tables(peers):
-        console.print(table)
-    console.print(f"peers results written to {write_report(peers, out)}")
+    peers = _run_peers(quick, out)
     _finish(report, peers, out)
 
 
