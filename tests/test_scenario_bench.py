@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -15,17 +16,19 @@ from fakes.anthropic_server import FAKE_API_KEY
 from openptc.bench.latency_model import LatencyModel
 from openptc.bench.metering import MIN_CACHEABLE_TOKENS, CallRecord, simulated_cache
 from openptc.bench.prices import Tokens, load_prices
-from openptc.bench.scenario_bench import BenchSettings, ModelSource, run_scenario_bench
+from openptc.bench.scenario_bench import BenchSettings, run_scenario_bench
+from openptc.bench.scenario_runs import ModelSource
 from openptc.cli import app
 from openptc.models.base import ModelRequest
 from openptc.models.scripted import Brain, Turn
+from openptc.scenarios.base import ToolCall, Verdict
 from openptc.scenarios.brains import EXPENSE_AUDIT, expense_audit_brain
 
 FAST = BenchSettings(tool_latency_s=0.0)
 
 
-def _call(tokens: int, extends: bool, output: int = 10) -> CallRecord:
-    return CallRecord(tokens, output, 0, 0, False, extends, 0, 0.0)
+def _call(tokens: int, extends: bool, output: int = 10, new_blocks: int = 2) -> CallRecord:
+    return CallRecord(tokens, output, 0, 0, False, extends, 0, 0.0, new_blocks)
 
 
 def test_a_simulated_cache_reads_the_previous_prompt_and_writes_the_rest() -> None:
@@ -41,6 +44,22 @@ def test_a_short_or_changed_prompt_is_not_read_from_the_cache() -> None:
     assert billed[0] == Tokens(short, 0, 0, 10)  # too short to cache
     assert billed[1].cache_read == 0  # the prefix before it was too short to be cached
     assert billed[2].cache_read == 0  # does not extend the previous request
+
+
+def test_a_turn_of_more_blocks_than_the_lookback_misses_the_cache() -> None:
+    calls = [_call(2000, False), _call(9000, True, new_blocks=41)]
+    assert simulated_cache(calls)[1] == Tokens(0, 0, 9000, 10)  # Anthropic: written anew
+    assert simulated_cache(calls, lookback_blocks=None)[1].cache_read == 2000  # OpenAI: found
+    assert simulated_cache(calls, min_tokens=4096)[0] == Tokens(2000, 0, 0, 10)  # too short
+
+
+def test_a_model_is_billed_by_its_own_row_never_a_siblings() -> None:
+    table = load_prices()
+    assert table.row_of("bedrock:anthropic.claude-sonnet-4-5-20250929-v1:0") == "claude-sonnet-4-5"
+    assert table.row_of("openai:gpt-4.1-mini-2025-04-14") == "gpt-4.1-mini"
+    assert table.row_of("openai:gpt-5") == "gpt-5"
+    assert table.row_of("openai:gpt-5-mini") is None  # not gpt-5's price
+    assert table.price_for("openai:gpt-5-mini")[0] == table.default
 
 
 def test_cost_keeps_cache_reads_and_writes_apart_from_fresh_input() -> None:
@@ -101,6 +120,39 @@ async def test_the_expense_audit_row_shows_what_ptc_saves() -> None:
     assert ptc["sandbox_s"] > 0 and direct["sandbox_s"] == 0
 
 
+async def test_a_run_that_breaks_the_scenarios_call_rule_is_wrong() -> None:
+    def no_budgets(calls: Sequence[ToolCall]) -> Verdict:
+        made = [name for name, _ in calls]
+        if "get_custom_budget" in made:
+            return Verdict.wrong("get_custom_budget is not allowed here")
+        return Verdict.right()
+
+    strict = dataclasses.replace(EXPENSE_AUDIT, calls_rule=no_budgets)
+    report = await run_scenario_bench([strict], FAST)
+    for mode in ("ptc", "direct"):
+        run = report["scenarios"][0]["modes"][mode]
+        assert not run["correct"] and run["reason"] == "get_custom_budget is not allowed here"
+        assert run["tool_calls"] == 49  # made by the program in ptc, directly in direct
+
+
+async def test_free_prices_and_a_model_that_cannot_start_are_reported_not_raised(
+    tmp_path: Path,
+) -> None:
+    free = load_prices().model_dump()
+    free["models"] = {k: dict(v, input=0, output=0, cache_write=0, cache_read=0)
+                      for k, v in free["models"].items()}  # fmt: skip
+    (tmp_path / "free.json").write_text(json.dumps(free))
+    zero = dataclasses.replace(FAST, prices=load_prices(tmp_path / "free.json"))
+    report = await run_scenario_bench([EXPENSE_AUDIT], zero)
+    assert report["scenarios"][0]["reductions"]["cost_usd"] is None
+    assert report["summary"]["ptc_loses"] == []
+    broken = dataclasses.replace(FAST, source=ModelSource(model="nosuchprovider:model"))
+    failed = await run_scenario_bench([EXPENSE_AUDIT], broken)
+    row = failed["scenarios"][0]
+    assert row["gate"] == "both wrong"
+    assert "nosuchprovider" in row["modes"]["ptc"]["reason"]
+
+
 def _route(request: ModelRequest) -> Turn:
     return expense_audit_brain(request)
 
@@ -128,6 +180,10 @@ async def test_a_real_model_run_is_recorded_and_replays_offline(
     for mode in ("ptc", "direct"):
         assert again["modes"][mode]["model_calls"] == row["modes"][mode]["model_calls"]
         assert again["modes"][mode]["answer"] == row["modes"][mode]["answer"]
+    asked_otherwise = dataclasses.replace(EXPENSE_AUDIT, question="Who spent the most?")
+    stale = await run_scenario_bench([asked_otherwise], replay)
+    assert stale["scenarios"][0]["gate"] == "both wrong"
+    assert "another question" in stale["scenarios"][0]["modes"]["ptc"]["reason"]
 
 
 def test_the_command_names_bad_options(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from openptc.bench.prices import Tokens
+from openptc.bench.prices import Price, Tokens
 from openptc.models.base import (
     Model,
     ModelRequest,
@@ -22,10 +22,19 @@ from openptc.models.base import (
     ToolResultBlock,
     close_model,
 )
-from openptc.models.tokens import count_request_tokens, count_response_tokens
+from openptc.models.tokens import (
+    count_message_tokens,
+    count_response_tokens,
+    count_spec_tokens,
+    count_text,
+)
 
 MIN_CACHEABLE_TOKENS = 1024
-"""Anthropic's smallest cacheable prefix for Sonnet and Opus; shorter prompts are not cached."""
+"""The smallest cacheable prompt of most models (Anthropic's Sonnet, OpenAI's): shorter prompts
+are not cached; a price row may say otherwise (Opus 4.5 and Haiku 4.5 need 4,096)."""
+LOOKBACK_BLOCKS = 20
+"""Anthropic looks for an earlier cache entry up to about 20 content blocks before a breakpoint:
+a turn that adds more (a reply with 40 parallel tool results) misses, and writes it all anew."""
 
 CacheSource = Literal["reported", "simulated"]
 
@@ -45,6 +54,9 @@ class CallRecord:
     tool_result_bytes: int
     """Bytes of tool results in this request's context."""
     duration_s: float
+    """The model's own time; the benchmark's token counting is not in it."""
+    new_blocks: int = 0
+    """Content blocks added since the previous request (all of them for the first)."""
 
 
 def _result_bytes(request: ModelRequest) -> int:
@@ -63,6 +75,8 @@ class MeteredModel:
         self._inner = inner
         self.calls: list[CallRecord] = []
         self.requests: list[ModelRequest] = []
+        self._message_tokens: list[int] = []  # of the previous request, to count only new ones
+        self._fixed_tokens = 0
 
     @property
     def name(self) -> str:
@@ -90,12 +104,14 @@ class MeteredModel:
         response = await self._inner.generate(request, on_text=on_text)
         took = time.perf_counter() - started
         usage = response.usage
+        kept = len(previous.messages) if previous is not None and extends else 0
+        new_blocks = sum(len(m.content) for m in request.messages[kept:])
         if usage is not None:
             read, write = usage.cache_read_tokens, usage.cache_write_tokens
             total_in, out = usage.input_tokens + read + write, usage.output_tokens
         else:
             read = write = 0
-            total_in, out = count_request_tokens(request), count_response_tokens(response)
+            total_in, out = self._count(request, kept), count_response_tokens(response)
         self.calls.append(
             CallRecord(
                 input_tokens=total_in,
@@ -106,31 +122,52 @@ class MeteredModel:
                 extends_previous=extends,
                 tool_result_bytes=_result_bytes(request),
                 duration_s=took,
+                new_blocks=new_blocks,
             )
         )
         return response
 
+    def _count(self, request: ModelRequest, kept: int) -> int:
+        """tiktoken's count of a request, counting only the messages new since the previous
+        one (a conversation of 50 calls would otherwise be counted 50 times over)."""
+        if kept == 0:
+            self._fixed_tokens = count_text(request.system) + sum(
+                count_spec_tokens(s) for s in request.tools
+            )
+        self._message_tokens = self._message_tokens[:kept] + [
+            count_message_tokens(m) for m in request.messages[kept:]
+        ]
+        return self._fixed_tokens + sum(self._message_tokens)
 
-def simulated_cache(calls: Sequence[CallRecord]) -> list[Tokens]:
+
+def simulated_cache(
+    calls: Sequence[CallRecord],
+    min_tokens: int = MIN_CACHEABLE_TOKENS,
+    lookback_blocks: int | None = LOOKBACK_BLOCKS,
+) -> list[Tokens]:
     """Each call billed as with a cache breakpoint on the last message of every request (what
     openptc's Anthropic adapter sends): a call reads the previous request's prompt from the
-    cache when it extends it and that prompt was long enough to be cached, and writes the rest.
+    cache when it extends it, that prompt was long enough to be cached, and no more than
+    ``lookback_blocks`` blocks were added since (None: no such limit); it writes the rest.
     One run at a time: nothing is assumed cached from an earlier run.
     """
     billed: list[Tokens] = []
     previous = 0
     for call in calls:
-        read = previous if call.extends_previous and previous >= MIN_CACHEABLE_TOKENS else 0
+        found = lookback_blocks is None or call.new_blocks <= lookback_blocks
+        hit = call.extends_previous and found and previous >= min_tokens
+        read = previous if hit else 0
         rest = call.input_tokens - read
-        cacheable = call.input_tokens >= MIN_CACHEABLE_TOKENS
+        cacheable = call.input_tokens >= min_tokens
         billed.append(Tokens(0 if cacheable else rest, read, rest if cacheable else 0,
                              call.output_tokens))  # fmt: skip
         previous = call.input_tokens
     return billed
 
 
-def billed_tokens(calls: Sequence[CallRecord]) -> tuple[list[Tokens], CacheSource]:
-    """Per-call billing: as the provider reported it when every call had usage, else simulated."""
+def billed_tokens(calls: Sequence[CallRecord], price: Price) -> tuple[list[Tokens], CacheSource]:
+    """Per-call billing: as the provider reported it when every call had usage, else simulated
+    with the price row's caching rules."""
     if calls and all(c.reported for c in calls):
         return [
             Tokens(
@@ -141,7 +178,7 @@ def billed_tokens(calls: Sequence[CallRecord]) -> tuple[list[Tokens], CacheSourc
             )
             for c in calls
         ], "reported"
-    return simulated_cache(calls), "simulated"
+    return simulated_cache(calls, price.cache_min_tokens, price.cache_lookback_blocks), "simulated"
 
 
 def total(tokens: Sequence[Tokens]) -> Tokens:

@@ -8,6 +8,7 @@ rates apart, and a cost is always computed from the four counts.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -26,6 +27,11 @@ class Price(BaseModel):
     output: float = Field(ge=0)
     cache_write: float = Field(ge=0)
     cache_read: float = Field(ge=0)
+    cache_min_tokens: int = Field(default=1024, ge=0)
+    """The shortest prompt the provider caches."""
+    cache_lookback_blocks: int | None = Field(default=20, ge=1)
+    """How far back (content blocks) a breakpoint finds an earlier entry; None: any prefix
+    is found (OpenAI's automatic prefix caching)."""
 
 
 class PriceTable(BaseModel):
@@ -39,13 +45,20 @@ class PriceTable(BaseModel):
     default: str
 
     def price_for(self, model: str) -> tuple[str, Price]:
-        """The row for ``model`` ("anthropic:claude-sonnet-4-5" finds "claude-sonnet-4-5";
-        a dated id finds its family), else the default row; returns the row's name too."""
-        bare = model.split(":", 1)[-1]
-        for name in sorted(self.models, key=len, reverse=True):
-            if bare.startswith(name) or name in bare:
-                return name, self.models[name]
-        return self.default, self.models[self.default]
+        """The row for ``model``: its own name, or a dated or versioned id of it
+        ("anthropic:claude-sonnet-4-5-20250929", "bedrock:anthropic.claude-sonnet-4-5-2025…"),
+        never a sibling ("gpt-5-mini" is not "gpt-5"); else the default row. Returns the row's
+        name too: a report says which row priced a run."""
+        name = self.row_of(model) or self.default
+        return name, self.models[name]
+
+    def row_of(self, model: str) -> str | None:
+        """The row that prices ``model`` itself, or None when the table has none for it."""
+        bare = model.split("@", 1)[0]
+        for name in self.models:
+            if re.search(rf"(?:^|[:./]){re.escape(name)}(?:$|-\d|@|:)", bare):
+                return name
+        return None
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 For each run it keeps what a user pays and waits for: model calls, tokens the four ways they
 are billed (fresh input, cache reads, cache writes, output), tool results that entered the
 context, tool and sandbox time, a modelled end-to-end time, and a cost from a dated price
-table. The checker decides first: a run whose answer is wrong is reported as failed, and a
-scenario counts a saving only when both of its runs are right.
+table. The checker decides first (and, for a scenario about which calls may be made, its rule
+over the calls): a run whose answer is wrong is reported as failed, and a scenario counts a
+saving only when both of its runs are right.
 
 The model is the scenario's scripted brain by default (offline, labelled as such), a real
 model with ``--model`` (each run's transcript recorded), or those transcripts with ``--replay``.
@@ -13,69 +14,25 @@ model with ``--model`` (each run's transcript recorded), or those transcripts wi
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from openptc.agent import Agent
 from openptc.bench.latency_model import LatencyModel
-from openptc.bench.metering import MeteredModel, billed_tokens, total
+from openptc.bench.metering import billed_tokens, total
 from openptc.bench.prices import PriceTable, load_prices
 from openptc.bench.report import report_header
-from openptc.events import Event, ToolCallFinished
-from openptc.models.base import Model, ToolResultBlock
-from openptc.models.scripted import ScriptedModel
+from openptc.bench.scenario_runs import ModelSource, RunRecord, run_mode
+from openptc.events import ToolCallFinished
+from openptc.models.base import ToolResultBlock
 from openptc.prompts import Mode
-from openptc.recording import RecordingModel, replay_model
-from openptc.runs import RunResult
-from openptc.sandbox.base import Sandbox
 from openptc.sandbox.local import LocalSandbox
-from openptc.scenarios.base import Scenario
+from openptc.scenarios.base import Scenario, Verdict
 from openptc.scenarios.leaks import leaked
-from openptc.tools import Toolbox
 
 MODES: tuple[Mode, ...] = ("ptc", "direct")
 DEFAULT_TOOL_LATENCY_S = 0.05
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where each run's model comes from: the scripted brains, a real model, or replays."""
-
-    model: str | None = None
-    """A model string ("anthropic:claude-sonnet-4-5"); None for the scripted brains."""
-    record_to: Path | None = None
-    """With a real model: the directory its transcripts are written to."""
-    replay_from: Path | None = None
-    """Replay the transcripts in this directory instead of calling any model."""
-
-    def transcript(self, directory: Path, scenario: Scenario, mode: Mode) -> Path:
-        return directory / f"{scenario.name}-{mode}.jsonl"
-
-    def make(self, scenario: Scenario, mode: Mode) -> Model:
-        if self.replay_from is not None:
-            path = self.transcript(self.replay_from, scenario, mode)
-            if not path.exists():
-                raise ValueError(f"no transcript {path}: record it with --model first")
-            return replay_model(path)
-        if self.model is None:
-            return ScriptedModel(scenario.brain, name=f"scripted:{scenario.name}")
-        from openptc.models.resolve import model_from_string
-
-        real = model_from_string(self.model)
-        if self.record_to is None:
-            return real
-        self.record_to.mkdir(parents=True, exist_ok=True)
-        path = self.transcript(self.record_to, scenario, mode)
-        return RecordingModel(real, path, mode=mode, prompt=scenario.question)
-
-    def describe(self) -> str:
-        if self.replay_from is not None:
-            return f"replays of the transcripts in {self.replay_from}"
-        return self.model or "the scenarios' scripted brains (offline, no real model)"
 
 
 @dataclass(frozen=True)
@@ -88,92 +45,86 @@ class BenchSettings:
     """The price table's row to bill; default: the model's own row, else the table's default."""
 
 
-def _tool_seconds(events: Sequence[Event]) -> float:
-    return sum(e.duration_s for e in events if isinstance(e, ToolCallFinished))
+def verdict(record: RunRecord) -> Verdict:
+    """The checker on the answer, then the scenario's rule over the calls made."""
+    if record.result is None:
+        return Verdict.wrong(record.error or "the run failed")
+    answer = record.scenario.check(record.result.answer)
+    rule = record.scenario.calls_rule
+    if answer.correct and rule is not None:
+        return rule(record.tool_calls())
+    return answer
 
 
-def _result_bytes(result: RunResult) -> int:
+def _result_bytes(record: RunRecord) -> int:
     """Bytes of tool results that entered the model's context (each result once)."""
+    if record.result is None:
+        return 0
     return sum(
         len(b.content.encode())
-        for m in result.transcript
+        for m in record.result.transcript
         for b in m.content
         if isinstance(b, ToolResultBlock)
     )
 
 
-async def run_mode(
-    scenario: Scenario, mode: Mode, settings: BenchSettings, sandbox: Sandbox | None
-) -> dict[str, Any]:
-    """One scenario in one mode: the answer, its verdict and every figure of the run."""
-    metered = MeteredModel(settings.source.make(scenario, mode))
-    events: list[Event] = []
-    toolbox = Toolbox(scenario.make_tools(settings.tool_latency_s))
-    started = time.perf_counter()
-    error: str | None = None
-    result: RunResult | None = None
-    try:
-        async with Agent(
-            metered,
-            toolbox,
-            sandbox if mode != "direct" else None,
-            mode=mode,
-            max_turns=scenario.direct_max_turns,
-        ) as agent:
-            result = await agent.run(scenario.question, on_event=events.append)
-    except Exception as exc:  # a failed run is a result: reported, never counted as a saving
-        error = f"{type(exc).__name__}: {exc}"
-    finally:
-        await metered.aclose()
-    wall = time.perf_counter() - started
-    return _mode_figures(scenario, mode, settings, metered, events, result, error, wall)
+def _price_note(settings: BenchSettings, model: str) -> tuple[str, str]:
+    """The row that bills a run, and a note when it is not the model's own."""
+    if settings.price_model is not None:
+        return settings.price_model, ""
+    own = settings.prices.row_of(model)
+    if own is not None:
+        return own, ""
+    return settings.prices.default, f"no price row for {model}: billed as {settings.prices.default}"
 
 
-def _mode_figures(
-    scenario: Scenario,
-    mode: Mode,
-    settings: BenchSettings,
-    metered: MeteredModel,
-    events: Sequence[Event],
-    result: RunResult | None,
-    error: str | None,
-    wall_s: float,
-) -> dict[str, Any]:
-    per_call, cache_source = billed_tokens(metered.calls)
+def figures(record: RunRecord, settings: BenchSettings) -> dict[str, Any]:
+    """Everything one run cost and whether it was right, as JSON-ready values."""
+    calls = record.metered.calls if record.metered is not None else []
+    model_name = record.metered.name if record.metered is not None else "?"
+    row, price_note = _price_note(settings, model_name)
+    price = settings.prices.models[row]
+    per_call, cache_source = billed_tokens(calls, price)
     billed = total(per_call)
-    row, price = settings.prices.price_for(settings.price_model or metered.name)
-    model_s = sum(c.duration_s for c in metered.calls)
-    modelled_calls = sum(
+    outside = record.outside_model_s()
+    modelled = outside + sum(
         settings.latency.call_seconds(t.fresh_input + t.cache_write, t.output) for t in per_call
     )
-    verdict = scenario.check(result.answer) if result is not None else None
-    private = scenario.private()
+    judged = verdict(record)
+    private = record.scenario.private()
+    result = record.result
+    requests = record.metered.requests if record.metered is not None else []
     return {
-        "mode": mode,
-        "correct": bool(verdict and verdict.correct) and result is not None,
-        "reason": error or (verdict.reason if verdict else ""),
+        "mode": record.mode,
+        "correct": judged.correct,
+        "reason": judged.reason,
         "answer": result.answer if result is not None else "",
         "stop": result.stop if result is not None else "error",
-        "model_calls": len(metered.calls),
-        "tool_calls": result.usage.tool_calls if result is not None else 0,
+        "model_calls": len(calls),
+        "tool_calls": len(record.tool_calls()),
         "programs": len(result.programs) if result is not None else 0,
-        "input_tokens": sum(c.input_tokens for c in metered.calls),
+        "input_tokens": sum(c.input_tokens for c in calls),
         "fresh_input_tokens": billed.fresh_input,
         "cache_read_tokens": billed.cache_read,
         "cache_write_tokens": billed.cache_write,
         "output_tokens": billed.output,
         "cache": cache_source,
         "tokens_counted": "provider" if cache_source == "reported" else "tiktoken cl100k_base",
-        "context_per_call": [c.input_tokens for c in metered.calls],
-        "tool_result_bytes": _result_bytes(result) if result is not None else 0,
-        "tool_s": _tool_seconds(events),
+        "context_per_call": [c.input_tokens for c in calls],
+        "tool_result_bytes": _result_bytes(record),
+        "tool_s": sum(
+            t.event.duration_s for t in record.events if isinstance(t.event, ToolCallFinished)
+        ),
         "sandbox_s": sum(e.duration_ms for e in result.executions) / 1000 if result else 0.0,
-        "wall_s": wall_s,
-        "modelled_s": modelled_calls + max(0.0, wall_s - model_s),
+        "outside_model_s": outside,
+        "model_s": sum(c.duration_s for c in calls),
+        "wall_s": record.wall_s,
+        "modelled_s": modelled,
         "price_row": row,
+        "price_note": price_note,
         "cost_usd": billed.cost(price),
         "cost_usd_without_cache": billed.uncached().cost(price),
-        "private_leaked": len(leaked(metered.requests, private)) if private else None,
+        "private_leaked": len(leaked(requests, private)) if private else None,
         "private_total": len(private) if private else None,
     }
 
@@ -189,14 +140,12 @@ REDUCED = ("input_tokens", "model_calls", "output_tokens", "cost_usd", "cost_usd
 
 def compare(scenario: Scenario, ptc: dict[str, Any], direct: dict[str, Any]) -> dict[str, Any]:
     """The scenario's row: both runs, the gate, and the reductions when the gate lets them."""
-    if ptc["correct"] and direct["correct"]:
-        gate = "both right"
-    elif ptc["correct"]:
-        gate = "direct wrong"
-    elif direct["correct"]:
-        gate = "ptc wrong"
-    else:
-        gate = "both wrong"
+    gate = {
+        (True, True): "both right",
+        (True, False): "direct wrong",
+        (False, True): "ptc wrong",
+        (False, False): "both wrong",
+    }[(ptc["correct"], direct["correct"])]
     counted = gate == "both right"
     return {
         "name": scenario.name,
@@ -212,8 +161,12 @@ def compare(scenario: Scenario, ptc: dict[str, Any], direct: dict[str, Any]) -> 
     }
 
 
-def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Totals over the scenarios whose two runs were both right (the gate), and the verdicts."""
+def summarize(rows: Sequence[dict[str, Any]], scripted: bool) -> dict[str, Any]:
+    """Totals over the scenarios whose two runs were both right (the gate), and the verdicts.
+
+    With scripted brains a wrong answer is written on purpose (``direct_errs``): the tally
+    says how many of the direct answers were wrong by design, so none reads as a finding.
+    """
     counted = [r for r in rows if r["counted"]]
 
     def summed(mode: str, key: str) -> float:
@@ -223,16 +176,30 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         values = [r["reductions"][key] for r in counted if r["reductions"][key] is not None]
         return statistics.median(values) if values else None
 
+    def loses(row: dict[str, Any]) -> bool:
+        cost = row["reductions"]["cost_usd"]
+        return cost is not None and cost < 0
+
     return {
         "scenarios": len(rows),
         "counted": len(counted),
         "right": {m: sum(r["modes"][m]["correct"] for r in rows) for m in MODES},
+        "wrong_by_design": [r["name"] for r in rows if scripted and r["direct_errs"]],
         "totals": {m: {k: summed(m, k) for k in REDUCED} for m in MODES},
         "reductions": {k: _reduction(summed("ptc", k), summed("direct", k)) for k in REDUCED},
         # The totals are dominated by the largest scenario; the median weighs each one the same.
         "median_reductions": {k: median(k) for k in REDUCED},
-        "ptc_loses": [r["name"] for r in counted if (r["reductions"] or {})["cost_usd"] < 0],
+        "ptc_loses": [r["name"] for r in counted if loses(r)],
     }
+
+
+async def _warm(sandbox: LocalSandbox) -> None:
+    """One trivial program first, so no scenario's time includes the sandbox's own start."""
+    session = await sandbox.open_session()
+    try:
+        await session.execute("pass", None)
+    finally:
+        await session.close()
 
 
 async def run_scenario_bench(
@@ -244,16 +211,21 @@ async def run_scenario_bench(
     settings = settings or BenchSettings()
     rows = []
     async with LocalSandbox(pool_size=1) as sandbox:
+        await _warm(sandbox)
         for scenario in scenarios:
             runs = {}
             for mode in MODES:
-                runs[mode] = await run_mode(scenario, mode, settings, sandbox)
+                record = await run_mode(
+                    scenario, mode, settings.source, settings.tool_latency_s, sandbox
+                )
+                runs[mode] = figures(record, settings)
                 mark = "right" if runs[mode]["correct"] else f"WRONG ({runs[mode]['reason']})"
                 progress(f"{scenario.name} {mode}: {runs[mode]['model_calls']} model calls, {mark}")
             rows.append(compare(scenario, runs["ptc"], runs["direct"]))
     return {
         **report_header("scenarios"),
         "model": settings.source.describe(),
+        "scripted": settings.source.scripted,
         "settings": {
             "tool_latency_s": settings.tool_latency_s,
             "latency_model": settings.latency.describe(),
@@ -263,9 +235,12 @@ async def run_scenario_bench(
                 "currency": settings.prices.currency,
                 "rows": {k: v.model_dump() for k, v in settings.prices.models.items()},
             },
+            "tokens": "as the provider reports them; for a scripted run, counted with tiktoken's "
+            "cl100k_base (a provider's own tokenizer counts differently: Claude's counts more)",
             "cache": "reported by the provider where every call reported usage; else simulated "
-            "as a cache breakpoint on the last message of each request (min 1,024 tokens)",
+            "as a cache breakpoint on the last message of each request, with the price row's "
+            "smallest cacheable prompt and lookback (Anthropic: 20 blocks)",
         },
         "scenarios": rows,
-        "summary": summarize(rows),
+        "summary": summarize(rows, settings.source.scripted),
     }

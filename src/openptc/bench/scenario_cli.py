@@ -4,6 +4,7 @@ results and the HTML report."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,9 +21,9 @@ from openptc.bench.scenario_bench import (
     DEFAULT_TOOL_LATENCY_S,
     MODES,
     BenchSettings,
-    ModelSource,
     run_scenario_bench,
 )
+from openptc.bench.scenario_runs import ModelSource
 from openptc.scenarios.suite import select
 
 console = Console()
@@ -39,7 +40,7 @@ def _pct(value: float | None) -> str:
 def scenario_table(report: dict[str, Any]) -> Table:
     """One row per scenario: verdicts, model calls, and PTC's reductions (gate applied)."""
     table = Table(
-        "scenario", "right", "model calls", "input tokens", "input", "cost", "time",
+        "scenario", "right", "model calls", "input tokens", "input", "cost", "time (modelled)",
         title=f"PTC vs direct ({report['model']})",
         caption="ptc / direct; reductions count only where both answers are right",
     )  # fmt: skip
@@ -64,6 +65,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     summary = report["summary"]
     n, right = summary["scenarios"], summary["right"]
     lines = [f"answered right: ptc {right['ptc']}/{n}, direct {right['direct']}/{n}"]
+    if report["scripted"]:
+        by_design = summary["wrong_by_design"]
+        lines[0] += " (scripted brains: what is right or wrong is written in code" + (
+            f"; the direct answer of {', '.join(by_design)} is wrong by design)"
+            if by_design
+            else ")"
+        )
     for row in report["scenarios"]:
         if not row["counted"]:
             reason = row["modes"]["direct"]["reason"] or row["modes"]["ptc"]["reason"]
@@ -72,7 +80,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         red = summary[key]
         lines.append(
             f"{label} ({summary['counted']} counted): {_pct(red['input_tokens'])} input tokens, "
-            f"{_pct(red['cost_usd'])} cost, {_pct(red['modelled_s'])} end-to-end time"
+            f"{_pct(red['cost_usd'])} cost, {_pct(red['modelled_s'])} end-to-end time (modelled)"
         )
     if summary["ptc_loses"]:
         lines.append(f"where PTC does not pay: {', '.join(summary['ptc_loses'])}")
@@ -95,8 +103,10 @@ def _settings(
             f"no row {price_model!r} in the price table; rows: {', '.join(table.models)}",
             param_hint="--price-model",
         )
+    # A directory per run: a rerun that fails half-way never overwrites a good recording.
     stem = model.split("@")[0].replace(":", "-").replace("/", "-") if model else ""
-    record = TRANSCRIPTS_DIR / stem if model else None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    record = TRANSCRIPTS_DIR / stem / stamp if model else None
     source = ModelSource(model=model, record_to=record, replay_from=replay)
     return BenchSettings(source, tool_latency, latency, table, price_model)
 
@@ -130,8 +140,8 @@ def write_html(report: dict[str, Any], peers: dict[str, Any] | None, directory: 
 Only = Annotated[list[str] | None, typer.Option("--only", help="Run only these scenarios.")]
 ModelOpt = Annotated[
     str | None,
-    typer.Option(help="A real model (e.g. anthropic:claude-sonnet-4-5); transcripts are recorded "
-                 f"under {TRANSCRIPTS_DIR}/ for --replay."),
+    typer.Option(help="A real model (e.g. anthropic:claude-sonnet-4-5); each run's transcripts "
+                 f"are recorded under {TRANSCRIPTS_DIR}/<model>/<time>/ for --replay."),
 ]  # fmt: skip
 ReplayOpt = Annotated[
     Path | None, typer.Option(help="Replay the transcripts in this directory (offline).")

@@ -6,7 +6,7 @@ the checker decides whether an answer is right before any saving is counted.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,9 @@ from openptc.models.scripted import Brain
 
 ToolFactory = Callable[[float], list[Callable[..., Awaitable[Any]]]]
 """Builds a scenario's tools; the argument is a simulated per-call latency in seconds."""
+
+ToolCall = tuple[str, dict[str, Any]]
+"""One tool call a run made, by a program or directly: the tool's name and its arguments."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class Scenario:
     check: Callable[[str], Verdict]
     brain: Brain
     """Writes a program when offered the code tool, calls tools one turn at a time otherwise."""
+    calls_rule: Callable[[Sequence[ToolCall]], Verdict] | None = None
+    """For a scenario about which calls may be made: checks every call of a run (a right answer
+    reached by calls the rule forbids is still wrong)."""
     private: Callable[[], tuple[str, ...]] = field(default=lambda: ())
     """Strings that must never reach the model's context in ptc mode (personal data)."""
     ptc_pays: bool = True

@@ -1,6 +1,7 @@
 """The scenario suite of ``ptc bench scenarios``, in the order the report shows them.
 
-Each stresses one thing: fan-out (the expense audit), exact arithmetic, filtering large outputs,
+Each stresses one thing: fan-out (the expense audit, against a classic agent calling one tool
+per turn and one batching its calls), exact arithmetic, filtering large outputs,
 dependent calls, a call made only when an earlier result allows it, personal data that must
 stay out of the model's context, and judgment, where PTC is not expected to pay.
 """
@@ -10,9 +11,11 @@ from __future__ import annotations
 from openptc.scenarios import branching, judgment, multihop, numeric, privacy, triage
 from openptc.scenarios.base import Scenario
 from openptc.scenarios.brains import EXPENSE_AUDIT
+from openptc.scenarios.expense_parallel import EXPENSE_AUDIT_PARALLEL
 
 SCENARIOS: tuple[Scenario, ...] = (
     EXPENSE_AUDIT,
+    EXPENSE_AUDIT_PARALLEL,
     numeric.SCENARIO,
     triage.SCENARIO,
     multihop.SCENARIO,
