@@ -74,7 +74,7 @@ def test_the_summary_shows_every_scenario_and_its_verdict(
     rows = page.locator("#overview tr")
     assert rows.count() == len(scenarios["scenarios"]) + 1
     for row in scenarios["scenarios"]:
-        shown = page.locator("#overview tr", has_text=row["title"]).inner_text()
+        shown = page.locator(f'#overview tr[data-scenario="{row["name"]}"]').inner_text()
         ptc, direct = row["modes"]["ptc"], row["modes"]["direct"]
         assert f"{ptc['model_calls']} vs {direct['model_calls']}" in shown
         assert ("yes" if ptc["correct"] else "NO") in shown

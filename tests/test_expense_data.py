@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pydantic_core import to_jsonable_python
 
+from openptc.scenarios.brains import EXPENSE_AUDIT
 from openptc.scenarios.expense import (
     MAIN_STYLE_PROGRAM,
     QUARTERS,
@@ -203,7 +204,7 @@ def test_reference_program_prints_exactly_the_overspenders(seed: int | None) -> 
     namespace = _bind(make_tools(data), allow_dict=False, calls=calls)
     output = _run_top_level_await(REFERENCE_PROGRAM, namespace)
     expected = expected_overspenders(data)
-    assert parse_names(output, data) == {o.name for o in expected}
+    assert parse_names(output, data)[0] == {o.name for o in expected}
     assert is_correct(output, data)
     assert len(output.splitlines()) == len(expected) + 1
     n = len(data.team("engineering"))
@@ -216,7 +217,7 @@ def test_main_style_program_prints_exactly_the_overspenders(data: ExpenseData) -
     namespace = _bind(make_tools(data), allow_dict=True, calls=calls)
     output = _run_script(MAIN_STYLE_PROGRAM, namespace)
     expected = expected_overspenders(data)
-    assert parse_names(output, data) == {o.name for o in expected}
+    assert parse_names(output, data)[0] == {o.name for o in expected}
     assert f"Over budget: {len(expected)}" in output
     assert len(calls) == 1 + 2 * len(data.team("engineering"))
 
@@ -248,3 +249,44 @@ def test_is_correct_accepts_right_answer_and_rejects_wrong_ones(data: ExpenseDat
     extra = [*expected, Overspend(outsider.name, outsider.id, 1.0, 0.0)]
     assert not is_correct(format_answer(extra), data)
     assert not is_correct("I could not determine the answer.", data)
+
+
+def _trap(data: ExpenseData) -> str:
+    """An engineer over budget only if pending items were (wrongly) counted."""
+    return next(name for name, spent, pend, _, b in _engineers_q3(data) if spent <= b < pend)
+
+
+def test_is_correct_reads_names_in_any_case_and_phrasing(data: ExpenseData) -> None:
+    names = [o.name for o in expected_overspenders(data)]
+    *head, last = names
+    trap = _trap(data)
+    right = [
+        format_answer(expected_overspenders(data)).upper(),
+        f"{', '.join(head)} and {last} exceeded their budgets, while {trap} did not.",
+        f"{format_answer(expected_overspenders(data))} {trap} would be over only if pending "
+        "items counted.",
+        "Over budget:\n" + "".join(f"- {n}\n" for n in names) + f"\nWithin budget:\n- {trap}",
+    ]
+    for text in right:
+        assert is_correct(text, data), text
+    assert parse_names(right[2], data) == (set(names), {trap})
+
+
+def test_names_mentioned_only_as_not_over_budget_are_not_claimed(data: ExpenseData) -> None:
+    names = [o.name for o in expected_overspenders(data)]
+    for text in (
+        f"I checked {', '.join(names)}, and none of them exceeded their budget.",
+        f"{', '.join(names)}: all within budget.",
+        f"If pending items were counted, {', '.join(names)} would be over.",
+    ):
+        assert not is_correct(text, data), text
+        assert parse_names(text, data) == (set(), set(names))
+
+
+def test_the_scenario_check_says_who_was_named_only_as_not_over(data: ExpenseData) -> None:
+    names = [o.name for o in expected_overspenders(data)]
+    assert EXPENSE_AUDIT.check(format_answer(expected_overspenders(data)).upper()).correct
+    verdict = EXPENSE_AUDIT.check(f"I checked {', '.join(names)}; none of them exceeded.")
+    assert not verdict.correct
+    assert verdict.reason.startswith(f"missing {sorted(names)}")
+    assert "named only as not over budget" in verdict.reason

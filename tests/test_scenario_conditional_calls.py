@@ -7,10 +7,12 @@ from typing import Any, Literal
 from openptc.agent import Agent
 from openptc.models.scripted import ScriptedModel
 from openptc.sandbox.local import LocalSandbox
+from openptc.scenarios.base import ToolCall
 from openptc.scenarios.branching import (
     SCENARIO,
     TODAY,
     TrackingLog,
+    calls_rule,
     make_tools,
     may_track,
     refunds,
@@ -63,6 +65,49 @@ def test_the_right_answer_passes_in_two_phrasings() -> None:
     assert SCENARIO.check(prose).correct
 
 
+def test_ticket_ids_are_read_in_their_usual_forms() -> None:
+    numbers = [t[2:] for t in sorted(DUE)]
+    *head, last = numbers
+    for text in (
+        "Refunds: " + ", ".join(f"#{n}" for n in numbers) + ".",
+        f"Refunds are due on tickets {', '.join(head)} and {last}.",
+        "\n".join(f"- Ticket {n}: the parcel was lost or never shipped" for n in numbers),
+    ):
+        assert SCENARIO.check(text).correct, (text, SCENARIO.check(text).reason)
+
+
+def test_tickets_named_only_as_needing_no_refund_are_not_claimed() -> None:
+    listed = ", ".join(sorted(DUE))
+    other = next(t for t in ORDERS if t not in DUE)
+    for text in (
+        f"Refund: {listed}. {other} does not need a refund.",
+        f"These need a refund: {listed}; {other} doesn't.",
+        f"Refund: {listed}.\n\nNo refund needed:\n- {other} (delivered)",
+    ):
+        assert SCENARIO.check(text).correct, (text, SCENARIO.check(text).reason)
+    verdict = SCENARIO.check(f"None of {listed} need a refund.")
+    assert not verdict.correct and "named only as needing no refund" in verdict.reason
+
+
+def test_the_calls_rule_allows_only_the_lookups_the_rule_allows() -> None:
+    allowed = [o for o in T.orders.values() if may_track(o)]
+    parcels = [o for o in T.orders.values() if o.tracking_number]
+
+    def lookups(orders: list[Any]) -> list[ToolCall]:
+        return [
+            ("get_tracking", {"carrier": o.carrier, "tracking_number": o.tracking_number})
+            for o in orders
+        ]
+
+    assert calls_rule([("list_open_tickets", {}), *lookups(allowed)]).correct
+    verdict = calls_rule(lookups(parcels))
+    assert not verdict.correct
+    assert verdict.reason.startswith("get_tracking called for orders the rule does not allow: ")
+    early = next(o for o in parcels if o.status == "shipped" and not may_track(o))
+    assert early.order_id in verdict.reason and "shipped" in verdict.reason
+    assert SCENARIO.calls_rule is calls_rule
+
+
 def _named(ids: set[str]) -> str:
     return "Refund: " + ", ".join(sorted(ids)) if ids else "No ticket needs a refund."
 
@@ -112,6 +157,8 @@ async def test_the_program_tracks_only_the_parcels_the_rule_allows() -> None:
     assert tools.count("get_order") == len(T.tickets)
     assert tools.count("get_tracking") == len(trackable())
     assert sorted(log.orders) == sorted(trackable())
+    calls = [(c.tool, c.arguments) for e in result.executions for c in e.tool_calls]
+    assert calls_rule(calls).correct
 
 
 async def test_direct_mode_tracks_only_the_parcels_the_rule_allows() -> None:
@@ -121,3 +168,5 @@ async def test_direct_mode_tracks_only_the_parcels_the_rule_allows() -> None:
     assert result.usage.model_calls == 4  # tickets, orders, tracking, answer
     assert result.usage.tool_calls == 1 + len(T.tickets) + len(trackable())
     assert sorted(log.orders) == sorted(trackable())
+    calls = [(u.name, u.input) for m in result.transcript for u in m.tool_uses]
+    assert len(calls) == result.usage.tool_calls and calls_rule(calls).correct

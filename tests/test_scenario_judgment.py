@@ -47,6 +47,25 @@ def test_the_right_vendor_passes_in_two_phrasings() -> None:
     assert SCENARIO.check(text).correct
 
 
+def test_the_pick_is_read_where_it_is_made() -> None:
+    """Other vendors may be named, compared or ruled out around the pick."""
+    right = VENDORS[expected().vendor]
+    cheap = _cheapest_missing()
+    other = next(
+        VENDORS[o.vendor] for o in offers().values() if VENDORS[o.vendor] not in (right, cheap)
+    )
+    for text in (
+        f"{cheap} is cheaper, but {right} is the one I'd pick.",
+        f"The best choice is {right}; {cheap} and {other} each miss a must-have.",
+        f"I would not pick {cheap}… I recommend {right}.",
+        f"{right}. It meets every must-have; {cheap} does not.",
+        f"{right}, not {cheap}, is the best choice.",
+        f"I'd go with {right} over {cheap}, which lacks a must-have.",
+    ):
+        verdict = SCENARIO.check(text)
+        assert verdict.correct, (text, verdict.reason)
+
+
 def test_the_cheapest_vendor_fails_with_its_missing_must_have() -> None:
     cheap = _cheapest_missing()
     verdict = SCENARIO.check(f"Go with {cheap}: it is the cheapest and has every extra.")

@@ -62,6 +62,29 @@ def test_the_right_answer_passes_in_two_phrasings() -> None:
     assert SCENARIO.check(words).correct, SCENARIO.check(words).reason
 
 
+def test_kits_named_but_not_picked_do_not_count() -> None:
+    """A faster kit ruled out, or the runner-up's supplier, named before the pick."""
+    not_for_p200 = _fastest([k for k in T.kits if PUMP not in k.compatible_models and in_stock(k)])
+    runner_up = T.suppliers[SECOND.supplier_id]
+    right = [
+        f"{not_for_p200.part_id} would arrive sooner but only fits P-200X… "
+        f"Best: {BEST.part_id} from {WINNER.name}.",
+        f"{runner_up.name} can also deliver in {arrival_days(T, SECOND)} days, but its kit costs "
+        f"more. Best: {BEST.part_id} from {WINNER.name}.",
+        f"{BEST.part_id} ({BEST.title}) from {WINNER.name}, arriving in "
+        f"{arrival_days(T, BEST)} days.",
+        f"I recommend {BEST.part_id}.\nSupplier: {WINNER.name} ({WINNER.supplier_id})",
+        f"{BEST.part_id} from {WINNER.name} arrives soonest; {SECOND.part_id} from "
+        f"{runner_up.name} arrives the same day but costs more. The second best is "
+        f"{SECOND.part_id}.",
+    ]
+    for answer in right:
+        verdict = SCENARIO.check(answer)
+        assert verdict.correct, (answer, verdict.reason)
+    both = f"Order {SECOND.part_id} from {runner_up.name} or {BEST.part_id} from {WINNER.name}."
+    assert "more than one kit" in SCENARIO.check(both).reason
+
+
 def test_near_misses_fail() -> None:
     one_day_slower = next(p for p in ranked() if arrival_days(T, p) == arrival_days(T, BEST) + 1)
     not_in_stock = _fastest([k for k in T.kits if PUMP in k.compatible_models and not in_stock(k)])

@@ -33,6 +33,31 @@ def test_the_exact_total_passes_in_any_phrasing() -> None:
     assert SCENARIO.check(f"Total spend: {plain} (EUR subtotal $12.00).").correct
 
 
+def test_the_total_is_told_apart_from_years_labels_and_other_amounts() -> None:
+    cents = expected_cents()
+    plain = f"{cents // 100:,}.{cents % 100:02d}"
+    for text in (
+        f"October 2025 USD {plain}",
+        f"Total spend (USD): {plain}",
+        f"They spent {_usd(cents)}. At month-end rates it would be $1,171,002.10.",
+        f"The total is {_usd(cents)} (at month-end rates it would be {_usd(cents + 62_775)}).",
+        f"In total, 305 invoices in 10 currencies were converted to USD: {_usd(cents)}.",
+    ):
+        verdict = SCENARIO.check(text)
+        assert verdict.correct, (text, verdict.reason)
+
+
+def test_a_range_or_alternatives_fail_even_with_the_total_in_them() -> None:
+    cents = expected_cents()
+    for text in (
+        f"The total is between $1,169,000.00 and {_usd(cents)}.",
+        f"Total: {_usd(cents - 137_435)} - {_usd(cents)}",
+        f"They spent {_usd(cents)} or {_usd(cents + 565)}, depending on rounding.",
+    ):
+        verdict = SCENARIO.check(text)
+        assert not verdict.correct and "range" in verdict.reason, text
+
+
 def test_a_total_a_cent_or_a_dollar_off_fails_and_says_by_how_much() -> None:
     cents = expected_cents()
     for delta, shown in ((1, "+0.01"), (-1, "-0.01"), (100, "+1.00")):

@@ -57,6 +57,36 @@ def test_the_right_counts_and_averages_pass_in_two_phrasings() -> None:
     assert SCENARIO.check(_as_table(lines)).correct
 
 
+def test_other_counts_beside_the_churn_count_and_whole_dollars_pass() -> None:
+    lines = expected()
+    mixed = "\n".join(
+        f"{x.region}: 1 new account, {x.churned} churned, average LTV ${_cents(x)}" for x in lines
+    )
+    assert SCENARIO.check(mixed).correct, SCENARIO.check(mixed).reason
+    dollars = "\n".join(
+        f"- {x.region.title()}: {x.churned} customers churned; average lifetime value "
+        f"${round(x.average_cents / 100):,}"
+        for x in lines
+    )
+    assert SCENARIO.check(dollars).correct, SCENARIO.check(dollars).reason
+    total = f"{_as_table(lines)}\n\nIn total {sum(x.churned for x in lines)} customers churned."
+    assert SCENARIO.check(total).correct, SCENARIO.check(total).reason
+    assert "nearest dollar or to the cent" in SCENARIO.question
+
+
+def test_an_average_is_judged_at_the_precision_it_is_given_in() -> None:
+    lines = expected()
+    first = lines[0]
+    dollar_off = _as_lines(lines).replace(
+        f"${_cents(first)}", f"${round(first.average_cents / 100) + 1:,}", 1
+    )
+    verdict = SCENARIO.check(dollar_off)
+    assert not verdict.correct and first.region in verdict.reason
+    cents_off = _as_lines(lines).replace(f"${_cents(first)}", f"${_cents(first, 20)}", 1)
+    verdict = SCENARIO.check(cents_off)
+    assert not verdict.correct and "given to the cent" in verdict.reason
+
+
 def test_a_wrong_count_a_cent_off_or_a_missing_region_fail() -> None:
     lines = expected()
     first = lines[0]

@@ -49,13 +49,14 @@ def _verdict(run: dict[str, Any]) -> str:
 def _cards(report: dict[str, Any]) -> str:
     summary = report["summary"]
     expense = next((r for r in report["scenarios"] if r["name"] == "expense-audit"), None)
+    label = "answered right (scripted)" if report.get("scripted") else "answered right"
     cards = [
-        ("answered right", f"{summary['right']['ptc']}/{summary['scenarios']} ptc · "
+        (label, f"{summary['right']['ptc']}/{summary['scenarios']} ptc · "
          f"{summary['right']['direct']}/{summary['scenarios']} direct"),
     ]  # fmt: skip
     reductions, median = summary["reductions"], summary["median_reductions"]
     for key, label in (("input_tokens", "input tokens"), ("cost_usd", "cost"),
-                       ("modelled_s", "end-to-end time")):  # fmt: skip
+                       ("modelled_s", "end-to-end time (modelled)")):  # fmt: skip
         cards.append(
             (f"{label}: all counted · median scenario",
              f"{_pct(reductions[key])}<br>{_pct(median[key])}")
@@ -77,7 +78,7 @@ ROWS: tuple[tuple[str, Cell], ...] = (
     ("answer", _verdict),
     ("model calls", lambda r: _int(r["model_calls"])),
     ("tool calls", lambda r: _int(r["tool_calls"])),
-    ("input tokens", lambda r: _int(r["input_tokens"])),
+    ("input tokens (all calls)", lambda r: _int(r["input_tokens"])),
     ("· fresh", lambda r: _int(r["fresh_input_tokens"])),
     ("· cache read", lambda r: _int(r["cache_read_tokens"])),
     ("· cache write", lambda r: _int(r["cache_write_tokens"])),
@@ -86,10 +87,11 @@ ROWS: tuple[tuple[str, Cell], ...] = (
     ("tool time (sum over calls)", lambda r: f"{r['tool_s']:.2f} s"),
     ("sandbox time", lambda r: f"{r['sandbox_s']:.2f} s"),
     ("end-to-end (modelled)", lambda r: f"{r['modelled_s']:.1f} s"),
+    ("wall time (measured)", lambda r: f"{r['wall_s']:.1f} s"),
     ("cost", lambda r: f"${r['cost_usd']:.4f}"),
     ("cost without caching", lambda r: f"${r['cost_usd_without_cache']:.4f}"),
 )
-REDUCTION_OF = {"model calls": "model_calls", "input tokens": "input_tokens",
+REDUCTION_OF = {"model calls": "model_calls", "input tokens (all calls)": "input_tokens",
                 "output tokens": "output_tokens", "tool results in context": "tool_result_bytes",
                 "end-to-end (modelled)": "modelled_s", "cost": "cost_usd",
                 "cost without caching": "cost_usd_without_cache"}  # fmt: skip
@@ -108,6 +110,7 @@ def _scenario_section(row: dict[str, Any]) -> str:
         notes.append("built to show where PTC does not pay")
     if row["direct_errs"]:
         notes.append(f"the direct-mode brain errs on purpose: {row['direct_errs']}")
+    notes.extend({r["price_note"] for r in (ptc, direct) if r["price_note"]})
     if ptc["private_total"]:
         notes.append(
             f"personal strings that reached the model: ptc {ptc['private_leaked']} of "
@@ -142,7 +145,7 @@ def _scenario_section(row: dict[str, Any]) -> str:
 def _overview(report: dict[str, Any]) -> str:
     head = (
         '<table id="overview"><tr><th class="l">scenario</th><th>right (ptc / direct)</th>'
-        "<th>model calls</th><th>input tokens</th><th>cost</th><th>end-to-end</th></tr>"
+        "<th>model calls</th><th>input tokens</th><th>cost</th><th>end-to-end (modelled)</th></tr>"
     )
     rows = []
     for row in report["scenarios"]:
@@ -150,7 +153,8 @@ def _overview(report: dict[str, Any]) -> str:
         red = row["reductions"] or {}
         right = f"{'yes' if ptc['correct'] else 'NO'} / {'yes' if direct['correct'] else 'NO'}"
         rows.append(
-            f'<tr><td class="l"><a href="#scenario-{escape(row["name"])}">'
+            f'<tr data-scenario="{escape(row["name"])}"><td class="l">'
+            f'<a href="#scenario-{escape(row["name"])}">'
             f"{escape(row['title'])}</a></td><td>{right}</td>"
             f"<td>{ptc['model_calls']} vs {direct['model_calls']}</td>"
             f"<td>{_pct(red.get('input_tokens'))}</td><td>{_pct(red.get('cost_usd'))}</td>"
@@ -178,21 +182,40 @@ def _method(report: dict[str, Any]) -> str:
         "time measured</li>"
         f"<li>prices: {escape(prices['currency'])}, as of {escape(prices['as_of'])} "
         f"({escape(prices['source'])})</li>"
+        f"<li>tokens: {escape(settings.get('tokens', ''))}; input tokens count every call's "
+        "whole context, as sent (before caching)</li>"
         f"<li>prompt cache: {escape(settings['cache'])}</li>"
         "<li>gate: a scenario's savings count only when both of its answers are right</li></ul>"
     )
 
 
+def _banner(report: dict[str, Any]) -> str:
+    if report.get("scripted"):
+        by_design = report["summary"].get("wrong_by_design") or []
+        wrong = (
+            f" The direct answer of {escape(', '.join(by_design))} is wrong by design, as models "
+            "adding hundreds of numbers in context get it wrong."
+            if by_design
+            else ""
+        )
+        return (
+            '<p class="scripted">Scripted brains, not a real model. Calls, tokens, tool results, '
+            "tool and sandbox time are measured runs of openptc; the answers, right or wrong, "
+            "are written in code, and every program works the first time: PTC's best case."
+            f"{wrong} Run <code>ptc bench scenarios --model ...</code> for a real model.</p>"
+        )
+    if "replay" in report["model"]:
+        return (
+            '<p class="scripted">Replayed transcripts of a real model\'s runs: its answers, '
+            "recorded; tools, sandbox and tokens measured again now.</p>"
+        )
+    return ""
+
+
 def render_html(report: dict[str, Any], peers: dict[str, Any] | None = None) -> str:
     """The whole page for a ``ptc bench scenarios`` report (and a ``peers`` one, if run)."""
     machine = report["machine"]
-    scripted = "scripted" in report["model"] or "replay" in report["model"]
-    banner = (
-        '<p class="scripted">Scripted brains, not a real model: token counts, calls and '
-        "correctness are real runs of openptc; the model's answers are written by code.</p>"
-        if scripted
-        else ""
-    )
+    banner = _banner(report)
     sections = "".join(_scenario_section(r) for r in report["scenarios"])
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'

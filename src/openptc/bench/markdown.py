@@ -59,3 +59,15 @@ def peers_table(report: dict[str, Any]) -> str:
         runs = f"{sum(v is True for v in coverage.values())}/{len(coverage)}"
         lines.append(f"| {name} {engine.get('version') or ''} | {cells} | {runs} |")
     return "\n".join(lines)
+
+
+def stresses_table(report: dict[str, Any]) -> str:
+    """Each scenario's title and what it tests that the others do not."""
+    rows = [f"| {r['title']} (`{r['name']}`) | {r['stresses']} |" for r in report["scenarios"]]
+    return "| scenario | what it stresses |\n|---|---|\n" + "\n".join(rows)
+
+
+def isolation_table(report: dict[str, Any]) -> str:
+    """Each peer engine's isolation, in the words of the run that measured it."""
+    rows = [f"| {e['name']} | {e['isolation']} |" for e in report["engines"]]
+    return "| engine | isolation it gives |\n|---|---|\n" + "\n".join(rows)

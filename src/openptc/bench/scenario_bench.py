@@ -72,6 +72,8 @@ def _price_note(settings: BenchSettings, model: str) -> tuple[str, str]:
     """The row that bills a run, and a note when it is not the model's own."""
     if settings.price_model is not None:
         return settings.price_model, ""
+    if settings.source.scripted:  # billed as the table's default model, as the method says
+        return settings.prices.default, ""
     own = settings.prices.row_of(model)
     if own is not None:
         return own, ""

@@ -108,12 +108,17 @@ expense_audit_brain = Brain(_expense_audit, "the expense audit", EXPENSE_AUDIT_T
 
 
 def _check(answer: str) -> Verdict:
+    """Right when the answer claims exactly the engineers who exceeded; a name mentioned only to
+    rule it out ("X would be over only if pending items counted") is not a claim."""
     expected = {o.name for o in expense.expected_overspenders()}
-    named = expense.parse_names(answer)
+    named, ruled_out = expense.parse_names(answer)
     if named == expected:
         return Verdict.right()
     missing, extra = sorted(expected - named), sorted(named - expected)
-    return Verdict.wrong(f"missing {missing or 'none'}; wrongly named {extra or 'none'}")
+    reason = f"missing {missing or 'none'}; wrongly named {extra or 'none'}"
+    if denied := sorted(set(missing) & ruled_out):
+        reason += f"; {', '.join(denied)} named only as not over budget"
+    return Verdict.wrong(reason)
 
 
 EXPENSE_AUDIT = Scenario(

@@ -13,13 +13,14 @@ import datetime as dt
 import functools
 import random
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from openptc.scenarios.base import Scenario, Verdict
+from openptc.scenarios import answers
+from openptc.scenarios.base import Scenario, ToolCall, Verdict
 from openptc.scenarios.branching_brains import conditional_brain
 
 DEFAULT_SEED = 20250630
@@ -318,18 +319,69 @@ def trackable(t: Tables | None = None) -> set[str]:
     return {o.order_id for o in d.orders.values() if may_track(o)}
 
 
-def parse_tickets(answer: str) -> set[str]:
-    """Ticket ids named in a text, e.g. "T-1042"."""
-    return {f"T-{n}" for n in re.findall(r"(?<![\w-])T-(\d{4})(?!\d)", answer)}
+_TICKET = re.compile(
+    r"(?<![\w-])(?:T-?|#)(\d{4})(?!\d)"
+    r"|\btickets?\s*(?:#|no\.?\s*|number\s*)?(\d{4}(?:(?:\s*,\s*|\s*,?\s*(?:and|&)\s+)#?\d{4})*)\b",
+    re.IGNORECASE,
+)
+_NO_REFUND = answers.cues(
+    answers.RULED_OUT,
+    answers.negated("need|needs|require|requires|qualify|qualifies|warrant|warrants|get"),
+    r"\bno (?:refunds?|need|action)\b|\bnot (?:yet|eligible|due|needed)\b|n't (?:eligible|due)\b",
+    r"\brefunds?\b[^.;,]*?(?:\bnot|n't)\s+(?:\w+\s+)?(?:needed|due|required|necessary|warranted)",
+    r"\balready refunded\b|\btoo (?:early|soon)\b",
+)
+"""What rules a ticket out: "T-1099 does not need a refund", "no refund", "none of ... need one",
+"already refunded", "too early to track"."""
+
+
+def find_tickets(text: str) -> list[answers.Found]:
+    """Ticket ids named in a text: "T-1042", "T1042", "#1042", "ticket 1042", "tickets 1042 and
+    1055"."""
+    found = []
+    for m in _TICKET.finditer(text):
+        group = 1 if m.group(1) else 2
+        found += [(m.start(group), m.end(group), f"T-{n}") for n in re.findall(r"\d{4}", m[group])]
+    return found
+
+
+def parse_tickets(answer: str) -> tuple[set[str], set[str]]:
+    """The tickets an answer says need a refund, and those it names only to rule out."""
+    return answers.claims(answer, find_tickets, _NO_REFUND)
 
 
 def check(answer: str, t: Tables | None = None) -> Verdict:
-    """Right when exactly the tickets that need a refund are named, and no other."""
-    expected, named = set(refunds(t)), parse_tickets(answer)
+    """Right when exactly the tickets that need a refund are claimed, and no other."""
+    expected, (named, ruled_out) = set(refunds(t)), parse_tickets(answer)
     if named == expected:
         return Verdict.right()
     missing, extra = sorted(expected - named), sorted(named - expected)
-    return Verdict.wrong(f"missing {missing or 'none'}; wrongly named {extra or 'none'}")
+    reason = f"missing {missing or 'none'}; wrongly named {extra or 'none'}"
+    if denied := sorted(set(missing) & ruled_out):
+        reason += f"; {', '.join(denied)} named only as needing no refund"
+    return Verdict.wrong(reason)
+
+
+def _why_not(order: Order) -> str:
+    """Why the rule does not allow tracking an order."""
+    if order.status != "shipped" or order.shipped_on is None:
+        return order.status
+    return f"shipped {(TODAY - order.shipped_on).days} days ago"
+
+
+def calls_rule(calls: Sequence[ToolCall], t: Tables | None = None) -> Verdict:
+    """Right when every get_tracking call is for an order the rule allows (shipped more than 10
+    days ago, not delivered): its (carrier, tracking_number) mapped back to the order."""
+    d = t if t is not None else tables()
+    by_number = {o.tracking_number: o for o in d.orders.values() if o.tracking_number}
+    bad = []
+    for name, arguments in calls:
+        order = by_number.get(str(arguments.get("tracking_number")))
+        if name != "get_tracking" or (order is not None and may_track(order)):
+            continue
+        bad.append(f"{order.order_id} ({_why_not(order)})" if order else f"parcel {arguments}")
+    problem = f"get_tracking called for orders the rule does not allow: {', '.join(bad)}"
+    return Verdict.wrong(problem) if bad else Verdict.right()
 
 
 SCENARIO = Scenario(
@@ -340,4 +392,5 @@ SCENARIO = Scenario(
     make_tools=lambda latency: make_tools(latency=latency),
     check=check,
     brain=conditional_brain,
+    calls_rule=calls_rule,
 )

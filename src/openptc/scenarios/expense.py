@@ -13,13 +13,14 @@ import datetime as dt
 import functools
 import itertools
 import random
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from openptc.scenarios import answers
 
 QUESTION = "Which engineering team members exceeded their Q3 travel budget?"
 DEFAULT_SEED = 20250930
@@ -398,27 +399,28 @@ def format_answer(overspenders: Sequence[Overspend]) -> str:
         return "No engineering team members exceeded their Q3 travel budget."
     who = "member" if len(overspenders) == 1 else "members"
     parts = [f"{o.name} (${o.spent_usd:,.2f} of ${o.budget_usd:,.2f})" for o in overspenders]
-    return (
-        f"{len(overspenders)} engineering team {who} exceeded their Q3 travel budget: "
-        + ", ".join(parts)
-        + "."
-    )
+    budget = "exceeded their Q3 travel budget"
+    return f"{len(overspenders)} engineering team {who} {budget}: {', '.join(parts)}."
 
 
-def parse_names(answer_text: str, data: ExpenseData | None = None) -> set[str]:
-    """Names of engineering members mentioned in a text (whole-word matches)."""
+_NOT_OVER = answers.cues(  # "none of them exceeded", "within budget", "would be over only if ..."
+    answers.RULED_OUT,
+    answers.negated(r"exceed\w*|over(?:spen\w*)?|above|go(?:ne)? over"),
+    r"\b(?:within|below|under)\s+(?!(?:the\s+)?(?:standard|default))(?:[\w$.,']+\s+){0,3}?budget",
+)
+
+
+def parse_names(answer_text: str, data: ExpenseData | None = None) -> tuple[set[str], set[str]]:
+    """Engineers an answer says exceeded (whole names, any case), and those it names only to
+    rule out ("none of them exceeded", "X would be over only if pending items counted")."""
     d = data if data is not None else default_data()
-    return {
-        m.name
-        for m in d.team("engineering")
-        if re.search(rf"(?<!\w){re.escape(m.name)}(?!\w)", answer_text)
-    }
+    find = answers.finder({m.name: (m.name,) for m in d.team("engineering")})
+    return answers.claims(answer_text, find, _NOT_OVER)
 
 
 def is_correct(answer_text: str, data: ExpenseData | None = None) -> bool:
     """True when exactly the expected overspenders, and no other engineer, are named."""
-    expected = {o.name for o in expected_overspenders(data)}
-    return parse_names(answer_text, data) == expected
+    return parse_names(answer_text, data)[0] == {o.name for o in expected_overspenders(data)}
 
 
 REFERENCE_PROGRAM = """\

@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from openptc.scenarios import answers
 from openptc.scenarios.base import Scenario, Verdict
 from openptc.scenarios.judgment_brains import judgment_brain
 
@@ -302,29 +302,25 @@ def expected() -> Offer:
     return min((o for o in offers().values() if o.misses is None), key=lambda o: o.price)
 
 
-_CUE = re.compile(
-    r"\b(?:recommend(?:ation)?|pick|choose|go with|select|winner)\b(?:\s+is)?[:\s]+"
-    r"(?P<clause>[^.;:,!?\n]*)",
-    re.IGNORECASE,
+_VENDORS = answers.finder({v: (name,) for v, name in VENDORS.items()})
+_PICK = answers.cues(
+    r"\b(?:recommend\w*|pick|choose|chose|choice|go with|going with|select\w*|winner)\b",
+    r"\bbest (?:choice|pick|option|fit|bet|vendor|proposal|overall)\b",
 )
-_BEST = r"(?:best|right|clear|strongest|recommended) (?:choice|pick|option|fit)\b"
-_BUT = re.compile(r"\b(?:over|rather than|instead of|not|ahead of)\b.*", re.IGNORECASE)
-
-
-def _named(text: str) -> list[VendorId]:
-    return [v for v, name in VENDORS.items() if re.search(rf"\b{name}\b", text, re.IGNORECASE)]
+_NOT = answers.cues(r"\bnot\b|n't\b|\bnever\b|\bno\b")
+_RULED_OUT = answers.cues(
+    answers.RULED_OUT, r"\bnot\b|n't\b|\bno\b|\bmiss\w*|\black\w*|\bfails?\b|\bwithout\b"
+)
 
 
 def picked(answer: str) -> list[VendorId]:
-    """The vendors an answer recommends: named right after "I recommend", "pick", "go with"...
-    or as "X is the best choice"; failing those, every vendor it names."""
-    chosen: list[VendorId] = []
-    for m in _CUE.finditer(answer):
-        chosen += _named(_BUT.sub("", m.group("clause")))
-    for v, name in VENDORS.items():
-        if re.search(rf"\b{name} is the {_BEST}", answer, re.IGNORECASE):
-            chosen.append(v)
-    return list(dict.fromkeys(chosen)) or _named(answer)
+    """The vendors an answer picks: named with "I recommend", "pick", "go with", "the best
+    choice"..., unless set aside ("over X", "not X") or the cue is denied ("I would not pick X");
+    with no such cue, those its first statement names without ruling them out ("Klaxon. It meets
+    every must-have; Beacon does not.")."""
+    found = answers.picks(answer, _VENDORS, _PICK, _NOT, every=True)
+    found = found or answers.first_claims(answer, _VENDORS, _RULED_OUT)
+    return [v for v in VENDORS if v in {p.key for p in found}]
 
 
 def check(answer: str) -> Verdict:

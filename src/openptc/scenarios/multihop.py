@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from openptc.scenarios import answers
 from openptc.scenarios.base import Scenario, Verdict
 from openptc.scenarios.multihop_brains import multi_hop_brain
 
@@ -351,33 +352,36 @@ def ranked(t: Tables | None = None) -> list[Part]:
     return sorted(candidates, key=lambda k: (arrival_days(d, k), k.unit_price_usd))
 
 
-def _first(answer: str, names: dict[str, tuple[str, ...]]) -> str | None:
-    """The key whose id or name appears first in the answer (whole words, any case)."""
-    found = []
-    for key, spellings in names.items():
-        for s in spellings:
-            m = re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", answer, re.IGNORECASE)
-            if m:
-                found.append((m.start(), key))
-    return min(found)[1] if found else None
+_PICK = answers.cues(
+    r"\b(?:best|soonest|fastest|earliest|quickest|recommend\w*|pick|choose|go with|buy|winner)\b",
+    r"(?<!on )\border\b",
+)
+_NOT_THE_PICK = answers.cues(
+    answers.RULED_OUT,
+    r"\bnot\b|n't\b|\bno\b|\b(?:would|could|might)(?: have)? be(?:en)?\b|\bsecond\b|\bnext\b",
+    r"runner|alternative|backup|fallback|out of stock|only fits|slower",
+)
 
 
 def check(answer: str, t: Tables | None = None) -> Verdict:
-    """Right when the first kit named is the winner and the first supplier named is its own.
-
-    A runner-up may be mentioned after the winner; named first, it is taken as the answer.
-    """
+    """Right when the kit the answer picks ("Order X", "Best: X"; with no such cue, the first kit
+    it names and does not rule out) is the winner, and the supplier named with it is its own: a
+    runner-up or a faster kit that does not fit, named as such, is not taken as the answer."""
     d = t if t is not None else tables()
     best = ranked(d)[0]
-    kit = _first(answer, {k.part_id: (k.part_id, k.title) for k in d.kits})
-    if kit is None:
-        return Verdict.wrong("no seal kit of the catalogue is named")
-    if kit != best.part_id:
-        return Verdict.wrong(f"named {kit} ({d.parts[kit].title}), not {best.part_id}")
-    supplier = _first(
-        answer, {s.supplier_id: (s.supplier_id, s.name) for s in d.suppliers.values()}
-    )
     want = d.suppliers[best.supplier_id]
+    kits = answers.finder({k.part_id: (k.part_id, k.title) for k in d.kits})
+    picks = answers.picks(answer, kits, _PICK, _NOT_THE_PICK, every=False)
+    picks = picks or answers.first_claims(answer, kits, _NOT_THE_PICK)
+    named = sorted({p.key for p in picks})
+    if not named:
+        return Verdict.wrong("no seal kit of the catalogue is named")
+    if len(named) > 1:
+        return Verdict.wrong(f"names more than one kit as the answer: {', '.join(named)}")
+    if named[0] != best.part_id:
+        return Verdict.wrong(f"named {named[0]} ({d.parts[named[0]].title}), not {best.part_id}")
+    sellers = answers.finder({s.supplier_id: (s.supplier_id, s.name) for s in d.suppliers.values()})
+    supplier = answers.named_with(answer, picks[0], sellers, kits)
     if supplier != want.supplier_id:
         got = d.suppliers[supplier].name if supplier else "no supplier"
         return Verdict.wrong(f"named {got}, not {want.name} ({want.supplier_id})")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from openptc.scenarios import answers
 from openptc.scenarios.base import Scenario, Verdict
 from openptc.scenarios.numeric_brains import numeric_precision_brain
 
@@ -188,25 +189,53 @@ def expected_cents(d: NumericData | None = None, month: str = MONTH) -> int:
     return sum(round(to_usd(i, d.rate(i.date, i.currency)) * 100) for i in d.invoices[month])
 
 
-_USD = re.compile(
-    r"(?:US\$|\$|\bUSD\s*)\s*(-?\d[\d,]*(?:\.\d+)?)|(-?\d[\d,]*(?:\.\d+)?)\s*(?:USD\b|US dollars)"
+_MONEY = (
+    r"(?:US\$|\$|\bUSD)\s?\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s?USD\b"
+    r"|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+"
+)
+"""An amount as written: with "$" or "USD", thousands separators or decimals ("305" is not)."""
+_AMOUNT = re.compile(rf"(?<![\w.,/-])(?:{_MONEY})(?!\d|,\d|\.\d|[-/]\d)", re.IGNORECASE)
+_IN_USD = re.compile(r"\$|\bUSD\b|\bUS dollars?\b|\bdollars?\b", re.IGNORECASE)
+_TOTAL = answers.cues(
+    r"\btotal\w*|\bspen[dt]\b|\bcame to\b|\bcomes to\b|\bamount(?:s|ed)? to\b|\bsum\b|\bin all\b"
+)
+_HYPOTHETICAL = answers.cues(r"\bwould\b|\bcould\b|\bif\b|\binstead\b|\bunrounded\b")
+_RANGE = answers.cues(
+    rf"\bbetween\s+(?:{_MONEY})\s+and\b|(?:{_MONEY})\s*(?:-|–|—|to|or)\s*(?:{_MONEY})"
 )
 
 
-def usd_amounts(answer: str) -> list[float]:
-    """Every amount an answer states in USD: "$1,234.56", "USD 1234.56", "1,234.56 USD"."""
+def _amounts(text: str) -> list[float]:
+    """The amounts of a text, years left out ("October 2025 USD 1,170,374.35")."""
     found = []
-    for match in _USD.finditer(answer):
-        text = (match.group(1) or match.group(2)).replace(",", "")
-        found.append(float(text))
+    for m in _AMOUNT.finditer(text):
+        number = re.sub(r"[^\d.]", "", m.group())
+        if not (re.fullmatch(r"(?:19|20)\d\d", number) and "$" not in m.group()):
+            found.append(float(number))
     return found
 
 
+def usd_totals(answer: str) -> tuple[list[float], str]:
+    """The amounts that may be the answer's total, and the statement they are in: those of its
+    first statement in USD that speaks of a total ("Total:", "spent"), else of any statement in
+    USD; amounts in a hypothetical clause ("at month-end rates it would be $X") left out."""
+    in_usd = [s for s in answers.statements(answer) if _IN_USD.search(s)]
+    for statement in sorted(in_usd, key=lambda s: _TOTAL.search(s) is None):
+        real = [statement[a:b] for a, b in answers.clauses(statement)]
+        amounts = [x for c in real if not _HYPOTHETICAL.search(c) for x in _amounts(c)]
+        if amounts:
+            return amounts, statement
+    return [], ""
+
+
 def check(answer: str) -> Verdict:
-    """Right when the total (the largest USD amount stated; subtotals are smaller) is exact."""
-    amounts = usd_amounts(answer)
+    """Right when the total (the largest amount of the statement that gives it; subtotals are
+    smaller) is exact to the cent, and given as one amount, not a range."""
+    amounts, statement = usd_totals(answer)
     if not amounts:
         return Verdict.wrong("no USD amount found in the answer")
+    if _RANGE.search(statement):
+        return Verdict.wrong(f"gives a range or alternatives, not one total: {statement.strip()}")
     expected = expected_cents()
     got = round(max(amounts) * 100)
     if got == expected:

@@ -31,7 +31,8 @@ from openptc.scenarios.privacy_brains import privacy_brain
 
 QUESTION = (
     "How many customers churned in each region last quarter (Q2 2025, April 1 to June 30), "
-    "and what was the average lifetime value of those churned customers in each region?"
+    "and what was the average lifetime value of those churned customers in each region (in "
+    "USD, to the nearest dollar or to the cent)?"
 )
 SEED = 20250715
 AS_OF = dt.date(2025, 7, 15)
@@ -250,45 +251,92 @@ def expected(t: Tables | None = None) -> list[RegionChurn]:
     return lines
 
 
-_MONEY = re.compile(r"\$?\s?(\d{1,3}(?:,\d{3})+|\d+)\.(\d{2})(?!\d)")
-_NOT_COUNTS = re.compile(r"\bQ[1-4]\b|\b(?:19|20)\d\d\b|\d+(?:st|nd|rd|th)\b")
+_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{2}))?(?![\d,]*\.?\d)"
+_MONEY = re.compile(
+    rf"(?:\$|\bUSD\s?)\s?{_NUMBER}|{_NUMBER}\s?(?:USD|dollars)\b"
+    r"|(\d{1,3}(?:,\d{3})+|\d+)\.(\d{2})(?!\d)|(\d{1,3}(?:,\d{3})+)(?![\d.])"
+)
+"""An amount: "$1,734.03", "$1,734", "USD 1734", "1,734 dollars", "1734.03", "1,734"."""
+_NOT_COUNTS = re.compile(r"\bQ[1-4]\b|\b(?:19|20)\d\d\b|\d+(?:st|nd|rd|th)\b|\d+\s*%")
 _COUNT = re.compile(r"(?<![\d.,$])\b(\d+)\b(?![.,]\d)")
+_CHURN_COUNT = re.compile(
+    r"(?<![\d.,$])\b(\d+)\b(?![.,]\d)(?=(?:\s+[\w-]+){0,2}?\s+churn)"
+    r"|churn\w*\W+(?:[a-z]+\W+){0,2}?(\d+)\b(?![.,]\d)",
+    re.IGNORECASE,
+)
 
 
-def _region_figures(answer: str) -> dict[str, tuple[int, int]]:
-    """(count, average in cents) per region: the first integer and the first amount with cents
-    that follow the region's name, before the next region is named."""
+def _amount(segment: str) -> tuple[int, bool] | None:
+    """The first amount of a segment, in cents, and whether it was given to the cent."""
+    m = _MONEY.search(segment)
+    if m is None:
+        return None
+    groups = m.groups()
+    dollars, cents = next((groups[i], groups[i + 1]) for i in range(0, 8, 2) if groups[i])
+    return int(dollars.replace(",", "")) * 100 + int(cents or 0), cents is not None
+
+
+def _count(segment: str) -> int | None:
+    """The churn count of a segment: the number said to have churned ("10 churned", "churned:
+    10"), else its first whole number that is not an amount, a year, a quarter or a percentage."""
+    rest = _NOT_COUNTS.sub(" ", _MONEY.sub(" ", segment))
+    said = _CHURN_COUNT.search(rest)
+    first = said or _COUNT.search(rest)
+    return int(next(g for g in first.groups() if g)) if first else None
+
+
+def _count_nearest(segment: str) -> int | None:
+    """The churn count nearest the region's name: from its own line when that has one, else
+    from as few lines after it as give one (a total further on is another count)."""
+    lines = segment.split("\n")
+    for n in range(1, len(lines) + 1):
+        if (count := _count("\n".join(lines[:n]))) is not None:
+            return count
+    return None
+
+
+def _region_figures(answer: str) -> dict[str, tuple[int, tuple[int, bool]]]:
+    """(count, (average in cents, given to the cent)) per region: read between the region's
+    name and the next region's, from the first mention that gives both."""
     marks = sorted(
         (m.start(), m.end(), region)
         for region in REGIONS
         for m in re.finditer(rf"\b{region}\b", answer, re.IGNORECASE)
     )
-    found: dict[str, tuple[int, int]] = {}
+    found: dict[str, tuple[int, tuple[int, bool]]] = {}
     for k, (_, end, region) in enumerate(marks):
         stop = marks[k + 1][0] if k + 1 < len(marks) else len(answer)
         segment = answer[end:stop]
-        money = _MONEY.search(segment)
-        rest = _NOT_COUNTS.sub(" ", _MONEY.sub(" ", segment))
-        count = _COUNT.search(rest)
-        if money and count and region not in found:
-            cents = int(money.group(1).replace(",", "")) * 100 + int(money.group(2))
-            found[region] = (int(count.group(1)), cents)
+        count, amount = _count_nearest(segment), _amount(segment)
+        if count is not None and amount is not None and region not in found:
+            found[region] = (count, amount)
     return found
 
 
+def _average_ok(cents: int, to_the_cent: bool, exact: Fraction) -> bool:
+    """Right to the precision it is given in: within half a cent, or half a dollar."""
+    return abs(cents - exact) <= (Fraction(1, 2) if to_the_cent else 50)
+
+
 def check(answer: str) -> Verdict:
-    """Right when every region's churn count is exact and its average is right to the cent."""
+    """Right when every region's churn count is exact and its average is right to the precision
+    it is given in (the question allows whole dollars): a figure given to the cent must be right
+    to the cent."""
     figures = _region_figures(answer)
     problems = []
     for line in expected():
-        want = f"{line.churned} churned, average ${float(line.average_cents) / 100:,.2f}"
+        exact = line.average_cents
+        want = f"{line.churned} churned, average ${float(exact) / 100:,.2f}"
         if line.region not in figures:
             problems.append(f"{line.region}: no count and average found (expected {want})")
             continue
-        count, cents = figures[line.region]
-        if count != line.churned or abs(cents - line.average_cents) > Fraction(1, 2):
-            problems.append(f"{line.region}: {count} churned, average ${cents / 100:,.2f}; "
-                            f"expected {want}")  # fmt: skip
+        count, (cents, to_the_cent) = figures[line.region]
+        shown = f"${cents / 100:,.2f}" if to_the_cent else f"${cents // 100:,}"
+        if count == line.churned and _average_ok(cents, to_the_cent, exact):
+            continue
+        strict = not _average_ok(cents, to_the_cent, exact) and _average_ok(cents, False, exact)
+        note = " (given to the cent, so it must be right to the cent)" if strict else ""
+        problems.append(f"{line.region}: {count} churned, average {shown}{note}; expected {want}")
     return Verdict.wrong("; ".join(problems)) if problems else Verdict.right()
 
 

@@ -1,7 +1,7 @@
 """Incident triage: 40 services' logs, of which the answer needs a handful of counts.
 
 "Which services are failing in the last 30 minutes, and which one is the root cause?" takes the
-service map and ~100 log lines per service (~4,200 lines), filtered by level and time in code.
+service map and ~60 log lines per service (~2,500 lines), filtered by level and time in code.
 The incident is engineered so that each shortcut changes the answer: a database fails first and
 four services that depend on it (directly or not) follow; a failing service had an unrelated
 error before the database did (so "earliest error" alone is wrong); a service has two sporadic
@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from openptc.scenarios import answers
 from openptc.scenarios.base import Scenario, Verdict
 from openptc.scenarios.triage_brains import log_triage_brain
 
@@ -198,9 +199,10 @@ def _routine(rng: random.Random, name: str, tier: Tier) -> tuple[Level, str]:
 
 
 def _service_logs(rng: random.Random, name: str, tier: Tier) -> tuple[LogLine, ...]:
-    """~160-260 lines over the last hour (~80-130 per half hour), oldest first: the direct
-    run's last call then stays within a 200k-token context window."""
-    moments = [rng.uniform(0.01, HISTORY_MINUTES) for _ in range(rng.randint(160, 260))]
+    """100-150 lines over the last hour (~50-75 per half hour), oldest first: the direct run's
+    last call is then ~112k tokens (cl100k), which fits a 200k-token context window with room to
+    spare for tokenizers that count more (Claude's)."""
+    moments = [rng.uniform(0.01, HISTORY_MINUTES) for _ in range(rng.randint(100, 150))]
     episodes = [e for e in _EPISODES if e.service == name]
     rows: list[tuple[float, Level, str]] = []
     for ago in moments:
@@ -301,34 +303,68 @@ def expected(d: TriageData | None = None) -> tuple[set[str], str]:
     return failing, min(roots, key=lambda name: first_error(name, d))
 
 
-def named_services(answer: str) -> set[str]:
-    """Every service an answer names (whole names: "ledger-db" is not "ledger-db-replica")."""
-    return {n for n in _TOPOLOGY if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", answer)}
-
-
-_ROOT = (
-    re.compile(r"root[ -]cause\W*(?:is|was|:)?\W*([a-z][a-z0-9-]*[a-z0-9])", re.IGNORECASE),
-    re.compile(r"([a-z][a-z0-9-]*[a-z0-9])\W*(?:is|was) the root[ -]cause", re.IGNORECASE),
+_SERVICES = answers.finder({name: (name,) for name in _TOPOLOGY})
+_NOT_FAILING = answers.cues(
+    answers.RULED_OUT,
+    answers.negated("failing|failed|erroring|down|affected|counted|count"),
+    r"\bno (?:errors?|failures?|issues?)\b|\b(?:0|zero) errors?\b|[<≤]\s*5\s*%",
+    r"\b(?:below|under)\s+(?:the\s+)?(?:5|five|threshold|failure|failing)",
+    r"\bhealthy\b|\brecovered\b|\bharmless\b|\bbenign\b",
+    r"\bnoise\b|\bonly (?:warn|info)|\b(?:warn|info)\w* only\b|\bat info\b",
 )
+"""What rules a service out: "not failing", "below the threshold", "its dependency X is healthy",
+"none in the window", "timeouts logged at INFO"."""
+_ROOT_CUE = re.compile(r"root[ -]?cause|culprit", re.IGNORECASE)
+_COPULA = re.compile(r"\b(?:is|was|appears|seems|looks|being|as)\b", re.IGNORECASE)
+_LINK = re.compile(r"\b(?:is|was|appears to be|seems to be|looks like)\b|[:=(—–→-]", re.IGNORECASE)
+_DENIAL = re.compile(r"\bnot\b|n't\b|\bnever\b|\brather than\b|\binstead of\b", re.IGNORECASE)
+
+
+def _links(gap: str, after: bool) -> bool:
+    """Whether the text between a service and "root cause" makes one the other: a link ("is",
+    ":", "appears to be"), no denial, a few words and, after the cue, no list of other services
+    on the way ("the root cause, and X, Y fail because of it")."""
+    if not _LINK.search(gap) or _DENIAL.search(gap) or len(gap.split()) > 12:
+        return False
+    return not (after and "," in gap and _SERVICES(gap))
+
+
+def _root_in(statement: str) -> str | None:
+    """The service a statement calls the root cause: "X is (most likely) the root cause", else
+    "the root cause (of the incident) is X", "Root cause: the X database", else "X (root cause)"."""
+    found = _SERVICES(statement)
+    for cue in _ROOT_CUE.finditer(statement):
+        before = [m for m in found if m[1] <= cue.start()][-1:]
+        subject = [m for m in before if _links(statement[m[1] : cue.start()], after=False)]
+        copula = [m for m in subject if _COPULA.search(statement[m[1] : cue.start()])]
+        after = [m for m in found if m[0] >= cue.end()]
+        complement = [m for m in after if _links(statement[cue.end() : m[0]], after=True)]
+        if chosen := (copula or complement or subject)[:1]:
+            return chosen[0][2]
+    return None
 
 
 def named_root(answer: str) -> str | None:
-    """The service an answer calls the root cause ("root cause: X", "X is the root cause")."""
-    for pattern in _ROOT:
-        for match in pattern.finditer(answer):
-            if match.group(1).lower() in _TOPOLOGY:
-                return match.group(1).lower()
+    """The service an answer calls the root cause, in its first statement that names one."""
+    for statement in answers.statements(answer):
+        if root := _root_in(statement):
+            return root
     return None
 
 
 def check(answer: str) -> Verdict:
-    """Right when the answer names exactly the failing services, and the right root cause."""
+    """Right when the answer claims exactly the failing services (those it names only to rule
+    out do not count), and names the right root cause."""
     failing, root = expected()
-    named, said_root = named_services(answer), named_root(answer)
+    said_root = named_root(answer)
+    claimed, ruled_out = answers.claims(answer, _SERVICES, _NOT_FAILING)
+    named = claimed | ({said_root} if said_root else set())
     problems = []
     if named != failing:
         missing, extra = sorted(failing - named), sorted(named - failing)
         problems.append(f"missing {missing or 'none'}; wrongly named {extra or 'none'}")
+        if denied := sorted(set(missing) & ruled_out):
+            problems.append(f"{', '.join(denied)} named only as not failing")
     if said_root is None:
         problems.append("no root cause named (as 'root cause: <service>')")
     elif said_root != root:
@@ -339,7 +375,7 @@ def check(answer: str) -> Verdict:
 SCENARIO = Scenario(
     name="log-triage",
     title="Incident triage",
-    stresses="filtering: ~4,200 log lines of 40 services, reduced in code to a few counts",
+    stresses="filtering: ~2,500 log lines of 40 services, reduced in code to a few counts",
     question=QUESTION,
     make_tools=make_tools,
     check=check,
