@@ -190,12 +190,16 @@ def test_the_command_names_bad_options(tmp_path: Path) -> None:
     runner = CliRunner()
     unknown = runner.invoke(app, ["bench", "scenarios", "--only", "nope", "--out", str(tmp_path)])
     assert unknown.exit_code == 2 and "unknown scenario nope" in unknown.output
-    both = runner.invoke(app, ["bench", "scenarios", "--model", "anthropic:x", "--replay", "d"])
+    out = ["--out", str(tmp_path / "results")]
+    both = runner.invoke(
+        app, ["bench", "scenarios", "--model", "anthropic:x", "--replay", "d", *out]
+    )
     assert both.exit_code == 2 and "not both" in both.output
-    row = runner.invoke(app, ["bench", "scenarios", "--price-model", "gpt-9"])
+    row = runner.invoke(app, ["bench", "scenarios", "--price-model", "gpt-9", *out])
     assert row.exit_code == 2 and "no row 'gpt-9'" in row.output
-    missing = runner.invoke(app, ["bench", "scenarios", "--replay", str(tmp_path)])
-    assert missing.exit_code != 0
+    missing = runner.invoke(app, ["bench", "scenarios", "--replay", str(tmp_path), *out])
+    assert missing.exit_code == 2 and "no transcripts" in missing.output
+    assert not (tmp_path / "results").exists()  # nothing ran, nothing written
 
 
 def test_the_command_writes_json_and_html(tmp_path: Path) -> None:

@@ -93,6 +93,11 @@ def _settings(
 ) -> BenchSettings:  # fmt: skip
     if model and replay:
         raise typer.BadParameter("give --model or --replay, not both", param_hint="--replay")
+    if replay is not None and not any(replay.glob("*.jsonl")):
+        raise typer.BadParameter(
+            f"no transcripts (*.jsonl) in {replay}: record them with --model first",
+            param_hint="--replay",
+        )
     try:
         latency = LatencyModel(ttft, input_tps, output_tps)
         table = load_prices(prices)
