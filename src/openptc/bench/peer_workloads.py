@@ -25,8 +25,7 @@ from openptc.bench.peer_engines import (
     one_line,
     spawn_python,
 )
-from openptc.bench.sandbox_bench import process_tree, pss_kb
-from openptc.sandbox.local.isolation import Interpreter
+from openptc.bench.sandbox_bench import bare_idle_pss, process_tree, pss_kb
 
 TRIVIAL = "x = 1 + 1"
 FAN_OUT = """import asyncio
@@ -355,22 +354,4 @@ async def session_memory(engine: Engine, process_sessions: int, in_process: int)
 
 async def bare_idle_mb(count: int) -> float:
     """Baseline of memory: a bare ``python -I -S`` sitting idle, PSS median of ``count``."""
-    processes = [
-        await asyncio.create_subprocess_exec(
-            Interpreter.current().executable,
-            "-I",
-            "-S",
-            "-c",
-            "import sys; sys.stdin.read()",
-            stdin=subprocess.PIPE,
-            env={},
-        )
-        for _ in range(count)
-    ]
-    await asyncio.sleep(0.3)
-    values = [pss_kb(p.pid) / 1024 for p in processes]
-    for process in processes:
-        assert process.stdin is not None
-        process.stdin.close()
-        await process.wait()
-    return statistics.median(values)
+    return await bare_idle_pss(count, "import sys; sys.stdin.read()")

@@ -384,7 +384,7 @@ async def idle_memory(sessions: int, progress: Progress) -> Figure:
         await asyncio.sleep(0.2)
         per_session = [sum(pss_kb(p) for p in process_tree(s.pid)) / 1024 for s in opened]
         interpreter_only = [pss_kb(process_tree(s.pid)[-1]) / 1024 for s in opened]
-        bare = await _bare_idle_pss(sessions)
+        bare = await bare_idle_pss(sessions)
     value = statistics.median(per_session)
     progress(f"idle session PSS: {value:.1f} MB (bare idle interpreter {bare:.1f} MB)")
     return Figure(
@@ -403,11 +403,14 @@ async def idle_memory(sessions: int, progress: Progress) -> Figure:
     )
 
 
-async def _bare_idle_pss(count: int) -> float:
-    code = "import asyncio, json, sys; sys.stdin.read()"
+async def bare_idle_pss(
+    count: int, code: str = "import asyncio, json, sys; sys.stdin.read()"
+) -> float:
+    """PSS (MB) of a bare ``python -I -S`` idling on ``code`` with an empty environment: the
+    median of ``count``, the baseline for a session's memory."""
     processes = [
         await asyncio.create_subprocess_exec(
-            Interpreter.current().executable, "-I", "-S", "-c", code, stdin=subprocess.PIPE
+            Interpreter.current().executable, "-I", "-S", "-c", code, stdin=subprocess.PIPE, env={}
         )
         for _ in range(count)
     ]

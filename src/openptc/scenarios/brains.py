@@ -77,7 +77,14 @@ def direct_brain(request: ModelRequest) -> Turn:
     for m in members:
         if m["id"] not in budgets:
             return _call(request, "get_custom_budget", user_id=m["id"])
+    return expense.format_answer(overspenders(members, expenses, budgets))
 
+
+def overspenders(
+    members: list[dict[str, Any]], expenses: dict[str, Any], budgets: dict[str, Any]
+) -> list[expense.Overspend]:
+    """The budget rule the tools describe, applied to their parsed results (by employee id):
+    approved travel items against the quarterly travel budget."""
     over: list[expense.Overspend] = []
     for m in members:
         spent = round(
@@ -91,7 +98,7 @@ def direct_brain(request: ModelRequest) -> Turn:
         limit = float(budgets[m["id"]]["travel_budget_usd"])
         if spent > limit:
             over.append(expense.Overspend(m["name"], m["id"], spent, limit))
-    return expense.format_answer(over)
+    return over
 
 
 def _expense_audit(request: ModelRequest) -> Turn:

@@ -12,7 +12,7 @@ from typing import Any
 
 from openptc.models.base import ModelRequest
 from openptc.models.scripted import Brain, Turn
-from openptc.scenarios.turns import Results, call, calls, last_result, offers_code_tool, run_program
+from openptc.scenarios.turns import Results, call, calls, offers_code_tool, program_turn
 
 TOOL_NAMES = ("list_open_tickets", "get_order", "get_tracking")
 _TODAY = dt.date(2025, 6, 30)  # from the tool descriptions, as are the two limits
@@ -111,12 +111,9 @@ def _conditional(request: ModelRequest) -> Turn:
     """Write the program when offered the code tool (ptc, hybrid); else call tools by turns."""
     if not offers_code_tool(request):
         return _direct(request)
-    result = last_result(request)
-    if result is None:
-        return run_program(request, PROGRAM)
-    if result.is_error:
-        return f"I could not finish the review; the program failed:\n{result.content}"
-    return f"These tickets need a refund:\n{result.content.strip()}"
+    return program_turn(
+        request, PROGRAM, "the review", lambda printed: f"These tickets need a refund:\n{printed}"
+    )
 
 
 conditional_brain = Brain(_conditional, "the conditional follow-ups", TOOL_NAMES)

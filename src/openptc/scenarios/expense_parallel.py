@@ -14,7 +14,12 @@ from typing import Any
 from openptc.models.base import ModelRequest
 from openptc.models.scripted import Brain, Turn
 from openptc.scenarios import expense
-from openptc.scenarios.brains import EXPENSE_AUDIT, EXPENSE_AUDIT_TOOLS, ptc_brain
+from openptc.scenarios.brains import (
+    EXPENSE_AUDIT,
+    EXPENSE_AUDIT_TOOLS,
+    overspenders,
+    ptc_brain,
+)
 from openptc.scenarios.turns import Results, calls, offers_code_tool
 
 
@@ -33,20 +38,7 @@ def batched_direct_brain(request: ModelRequest) -> Turn:
         wanted = [("get_expenses", {"employee_id": m["id"], "quarter": "Q3"}) for m in members]
         wanted += [("get_custom_budget", {"user_id": m["id"]}) for m in members]
         return calls(request, wanted)
-    over = []
-    for m in members:
-        spent = round(
-            sum(
-                e["amount"]
-                for e in expenses[m["id"]]
-                if e["category"] == "travel" and e["status"] == "approved"
-            ),
-            2,
-        )
-        limit = float(budgets[m["id"]]["travel_budget_usd"])
-        if spent > limit:
-            over.append(expense.Overspend(m["name"], m["id"], spent, limit))
-    return expense.format_answer(over)
+    return expense.format_answer(overspenders(members, expenses, budgets))
 
 
 def _policy(request: ModelRequest) -> Turn:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from openptc.models.base import ModelRequest
 from openptc.models.scripted import Brain, Turn
-from openptc.scenarios.turns import Results, calls, last_result, offers_code_tool, run_program
+from openptc.scenarios.turns import Results, calls, offers_code_tool, program_turn
 
 TOOL_NAMES = ("get_requirements", "get_proposal")
 
@@ -149,13 +149,12 @@ def _printed_sections(output: str) -> tuple[str, dict[str, str]]:
 
 
 def _ptc(request: ModelRequest) -> Turn:
-    output = last_result(request)
-    if output is None:
-        return run_program(request, PROGRAM)
-    if output.is_error:
-        return f"I could not read the proposals; the program failed:\n{output.content}"
-    requirements, proposals = _printed_sections(output.content)
-    return judge(requirements, proposals, "ptc")
+    return program_turn(
+        request,
+        PROGRAM,
+        "reading the proposals",
+        lambda printed: judge(*_printed_sections(printed), "ptc"),
+    )
 
 
 def _vendors(request: ModelRequest) -> list[str]:

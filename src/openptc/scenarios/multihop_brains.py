@@ -11,7 +11,7 @@ from typing import Any
 
 from openptc.models.base import ModelRequest
 from openptc.models.scripted import Brain, Turn
-from openptc.scenarios.turns import Results, call, calls, last_result, offers_code_tool, run_program
+from openptc.scenarios.turns import Results, call, calls, offers_code_tool, program_turn
 
 TOOL_NAMES = ("search_parts", "get_part", "get_supplier")
 _PUMP = "P-200"  # from the question
@@ -112,12 +112,9 @@ def _multi_hop(request: ModelRequest) -> Turn:
     """Write the program when offered the code tool (ptc, hybrid); else call tools by turns."""
     if not offers_code_tool(request):
         return _direct(request)
-    result = last_result(request)
-    if result is None:
-        return run_program(request, PROGRAM)
-    if result.is_error:
-        return f"I could not finish the lookup; the program failed:\n{result.content}"
-    return f"Here is what the lookup found:\n{result.content.strip()}"
+    return program_turn(
+        request, PROGRAM, "the lookup", lambda printed: f"Here is what the lookup found:\n{printed}"
+    )
 
 
 multi_hop_brain = Brain(_multi_hop, "the multi-hop lookup", TOOL_NAMES)

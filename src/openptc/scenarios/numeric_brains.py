@@ -14,7 +14,7 @@ from typing import Any
 
 from openptc.models.base import ModelRequest
 from openptc.models.scripted import Brain, Turn
-from openptc.scenarios.turns import Results, call, calls, last_result, offers_code_tool, run_program
+from openptc.scenarios.turns import Results, call, calls, offers_code_tool, program_turn
 
 TOOL_NAMES = ("list_invoices", "get_exchange_rates")
 MONTH = "2025-10"
@@ -49,12 +49,10 @@ _TOTAL = re.compile(r"^Total: (\$[\d,]+\.\d\d)$", re.MULTILINE)
 
 def _ptc(request: ModelRequest) -> Turn:
     """Turn 1: the program. Turn 2: the total it printed, with its breakdown."""
-    result = last_result(request)
-    if result is None:
-        return run_program(request, PROGRAM)
-    if result.is_error:
-        return f"I could not convert the invoices; the program failed:\n{result.content}"
-    printed = result.content.strip()
+    return program_turn(request, PROGRAM, "the conversion", _answer)
+
+
+def _answer(printed: str) -> str:
     total = _TOTAL.search(printed)
     if total is None:
         return f"The program did not print a total; it printed:\n{printed}"

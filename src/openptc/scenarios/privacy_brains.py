@@ -14,7 +14,7 @@ from typing import Any
 
 from openptc.models.base import ModelRequest
 from openptc.models.scripted import Brain, Turn
-from openptc.scenarios.turns import Results, calls, last_result, offers_code_tool, run_program
+from openptc.scenarios.turns import Results, calls, offers_code_tool, program_turn
 
 TOOL_NAMES = ("list_customers", "get_orders")
 Q2 = ("2025-04-01", "2025-06-30")
@@ -48,12 +48,11 @@ printed, so no name, email or address ever leaves the sandbox."""
 
 
 def _ptc(request: ModelRequest) -> Turn:
-    output = last_result(request)
-    if output is None:
-        return run_program(request, PROGRAM)
-    if output.is_error:
-        return f"I could not compute the churn report; the program failed:\n{output.content}"
-    lines = [line.strip() for line in output.content.splitlines() if line.strip()]
+    return program_turn(request, PROGRAM, "the churn report", _report)
+
+
+def _report(printed: str) -> str:
+    lines = [line.strip() for line in printed.splitlines() if line.strip()]
     return "Customers who churned in Q2 2025, by region:\n" + "\n".join(f"- {x}" for x in lines)
 
 

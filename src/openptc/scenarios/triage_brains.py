@@ -13,7 +13,7 @@ from typing import Any
 
 from openptc.models.base import ModelRequest
 from openptc.models.scripted import Brain, Turn
-from openptc.scenarios.turns import Results, call, calls, last_result, offers_code_tool, run_program
+from openptc.scenarios.turns import Results, call, calls, offers_code_tool, program_turn
 
 TOOL_NAMES = ("list_services", "get_logs")
 WINDOW_MINUTES = 30
@@ -53,12 +53,12 @@ they arrive parsed), so it also runs behind ``ptc serve``, where tools return te
 
 def _ptc(request: ModelRequest) -> Turn:
     """Turn 1: the program. Turn 2: what it printed."""
-    result = last_result(request)
-    if result is None:
-        return run_program(request, PROGRAM)
-    if result.is_error:
-        return f"I could not triage the incident; the program failed:\n{result.content}"
-    return f"Here is what the triage program found:\n{result.content.strip()}"
+    return program_turn(
+        request,
+        PROGRAM,
+        "the triage",
+        lambda printed: f"Here is what the triage program found:\n{printed}",
+    )
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ deterministic id, whether the code tool is on offer, and the program's printed o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from openptc.models.base import Message, ModelRequest, ToolResultBlock, ToolUseBlock
+from openptc.models.scripted import Turn
 from openptc.prompts import CODE_TOOL_NAME
 
 SERVICE_CODE_TOOL = "code_execution"
@@ -83,3 +84,16 @@ class Results:
 
     def called(self, name: str) -> bool:
         return any(u.name == name for u in self._uses)
+
+
+def program_turn(
+    request: ModelRequest, program: str, task: str, answer: Callable[[str], Turn]
+) -> Turn:
+    """A ptc-mode brain's two turns: run ``program``, then ``answer`` from what it printed (or
+    say that ``task``, e.g. "the lookup", failed, with the program's error)."""
+    result = last_result(request)
+    if result is None:
+        return run_program(request, program)
+    if result.is_error:
+        return f"I could not finish {task}; the program failed:\n{result.content}"
+    return answer(result.content.strip())
