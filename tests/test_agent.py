@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 
+from fakes.dying_sandbox import DyingSandbox
 from openptc.agent import Agent, RunResult
+from openptc.code_tool import REOPENED_NOTICE
+from openptc.events import ExecutionFinished
 from openptc.models import (
     Message,
     ModelError,
@@ -174,11 +177,29 @@ async def test_a_lost_session_is_replaced_and_the_model_told() -> None:
 
     set_x, lost, fresh = _results(result)
     assert not set_x.is_error
-    assert lost.is_error and "session was lost" in lost.content
-    assert "variables, imports and files from earlier programs are gone" in lost.content
+    # the idled-out session is replaced before the program runs, which is told why x is gone
+    assert lost.is_error and "NameError" in lost.content
+    assert f"[note] {REOPENED_NOTICE}" in lost.content
     assert not fresh.is_error and fresh.content == "fresh"
     assert result.usage.program_errors == 1
     assert result.answer == "done"
+
+
+async def test_a_session_that_dies_under_a_program_is_told_and_replaced() -> None:
+    sandbox = DyingSandbox()
+    model = ScriptedModel.from_turns([_code("print(1)", 1), _code("print(2)", 2), "done"])
+    events: list[object] = []
+
+    result = await Agent(model, [], sandbox=sandbox).run("go", on_event=events.append)
+
+    assert all(
+        r.is_error and "session was lost (the sandbox server went away)" in r.content
+        for r in _results(result)
+    )
+    assert (result.usage.program_errors, result.answer) == (2, "done")
+    assert len(sandbox.opened) == 2 and all(s.closed for s in sandbox.opened)
+    finished = [e.error for e in events if isinstance(e, ExecutionFinished)]
+    assert finished == ["SandboxError: the sandbox server went away"] * 2
 
 
 def _code_only_expense_tools() -> list[Any]:

@@ -8,10 +8,11 @@ import asyncio
 
 import pytest
 
+from fakes.dying_sandbox import DyingSandbox
 from openptc import CodeTool, LocalSandbox, Toolbox, tool
 from openptc.code_tool import REOPENED_NOTICE, SessionLost
 from openptc.prompts import CODE_TOOL_SCHEMA
-from openptc.sandbox.base import Execution, Isolation, SandboxError
+from openptc.sandbox.base import SandboxError
 from openptc.scenarios import expense
 
 LAST_LINE = "4 of 24 engineering members exceeded their Q3 travel budget"
@@ -98,35 +99,8 @@ async def test_a_cancelled_program_ends_its_session_and_the_next_one_is_told() -
     assert text.splitlines() == ["False", f"[note] {REOPENED_NOTICE}"]
 
 
-class _DyingSession:
-    """A session whose backend dies under every program, as a lost remote server's does."""
-
-    id = "sess_dying"
-    closed = False
-
-    async def execute(self, code: str, tools: object = None, **limits: object) -> Execution:
-        raise SandboxError("the sandbox server went away")
-
-    async def close(self) -> None:
-        self.closed = True
-
-
-class _DyingSandbox:
-    isolation = Isolation(level="process")
-
-    def __init__(self) -> None:
-        self.opened: list[_DyingSession] = []
-
-    async def open_session(self) -> _DyingSession:
-        self.opened.append(_DyingSession())
-        return self.opened[-1]
-
-    async def aclose(self) -> None:
-        pass
-
-
 async def test_a_session_lost_under_a_program_is_told_and_replaced() -> None:
-    sandbox = _DyingSandbox()
+    sandbox = DyingSandbox()
     async with CodeTool([], sandbox) as code:
         text = await code.run("print(1)")
         with pytest.raises(SessionLost, match="went away"):

@@ -3,13 +3,12 @@ with a notice — when it was lost in between, and closed for good with the conn
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
 from mcp.client import Client
 
 from fakes.code_mode_toolbox import make_toolbox
+from fakes.dying_sandbox import DyingSandbox
 from openptc.mcp.client_sessions import REOPENED_NOTICE, ClientSandbox, SessionGone
 from openptc.mcp.code_mode import build_code_mode_server
 from openptc.sandbox.base import SandboxError
@@ -39,34 +38,9 @@ async def test_a_lost_session_is_replaced_and_the_program_is_told_its_variables_
         await slot.aclose()  # twice is fine: the SDK and a shutdown may both close it
 
 
-class _DyingSession:
-    id = "sess_dying"
-    closed = False
-
-    async def execute(self, code: str, tools: Any = None, **limits: Any) -> Any:
-        raise SandboxError("the sandbox process was killed")
-
-    async def close(self) -> None:
-        self.closed = True
-
-
-class _Sandbox:
-    isolation: Any = None
-
-    def __init__(self) -> None:
-        self.opened: list[_DyingSession] = []
-
-    async def open_session(self) -> _DyingSession:
-        self.opened.append(_DyingSession())
-        return self.opened[-1]
-
-    async def aclose(self) -> None:
-        pass
-
-
 async def test_a_session_that_dies_under_a_program_is_dropped_and_the_next_gets_a_new_one() -> None:
-    sandbox = _Sandbox()
-    slot = ClientSandbox(sandbox)  # type: ignore[arg-type]
+    sandbox = DyingSandbox("the sandbox process was killed")
+    slot = ClientSandbox(sandbox)
     with pytest.raises(SessionGone, match="the sandbox process was killed"):
         await slot.run("print(1)", make_toolbox())
     assert slot.session is None

@@ -9,13 +9,13 @@ One loop serves the three modes, so PTC and direct figures come from the same co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from openptc.code_tool import REOPENED_NOTICE
 from openptc.events import (
     EventSink,
     ExecutionFinished,
@@ -53,15 +53,8 @@ from openptc.prompts import (
     system_prompt,
 )
 from openptc.runs import RunResult, RunUsage, StopKind
-from openptc.sandbox.base import (
-    Execution,
-    Limits,
-    Sandbox,
-    SandboxError,
-    Session,
-    ToolCallError,
-    ToolHost,
-)
+from openptc.sandbox.base import Execution, Limits, Sandbox, ToolCallError, ToolHost
+from openptc.sandbox.held_session import HeldSession, SessionLost
 from openptc.tools import Toolbox, wire_name
 
 __all__ = ["Agent", "RunResult", "RunUsage", "StopKind"]  # results re-exported from ``runs``
@@ -121,65 +114,6 @@ class _InputCounter:
         fresh = request.messages[len(self._messages) :]
         self._messages.extend(count_message_tokens(m) for m in fresh)
         return self._fixed + sum(self._messages[: len(request.messages)])
-
-
-class _CodeSession:
-    """The run's sandbox session: opened on first use, replaced after it dies, always closed.
-
-    A sandbox passed to the agent is borrowed and left open; one the agent creates is its own
-    and is closed with the session.
-    """
-
-    def __init__(self, sandbox: Sandbox | None, limits: Limits | None) -> None:
-        self._sandbox = sandbox
-        self._limits = limits
-        self._stack = contextlib.AsyncExitStack()
-        self._session: Session | None = None
-        self._lock = asyncio.Lock()  # executions in one session run one at a time
-
-    async def _open(self) -> Session:
-        if self._sandbox is None:
-            from openptc.sandbox.local import LocalSandbox  # only modes with code need it
-
-            # One session per run: a warm pool would only start interpreters nobody uses.
-            sandbox = LocalSandbox(limits=self._limits, pool_size=0)
-            self._sandbox = await self._stack.enter_async_context(sandbox)
-        return await self._sandbox.open_session()
-
-    async def execute(self, code: str, tools: ToolHost) -> Execution | SandboxError:
-        """Run one program. If the session died, return the error; the next program gets a
-        fresh session (opened then, so it cannot idle out while the model thinks).
-
-        Failing to open a session raises: that is the machine, not the program.
-        """
-        async with self._lock:
-            if self._session is None:
-                self._session = await self._open()
-            try:
-                return await self._session.execute(
-                    code,
-                    tools,
-                    timeout_s=self._limits.timeout_s if self._limits else None,
-                    output_bytes=self._limits.output_bytes if self._limits else None,
-                )
-            except SandboxError as exc:
-                dead, self._session = self._session, None
-                await _close_quietly(dead)
-                return exc
-
-    async def close(self) -> None:
-        session, self._session = self._session, None
-        try:
-            if session is not None:
-                await session.close()
-        finally:
-            await self._stack.aclose()
-
-
-async def _close_quietly(session: Session) -> None:
-    # A session that just died may fail to close in any way; it is being replaced anyway.
-    with contextlib.suppress(Exception):
-        await session.close()
 
 
 def _json_text(value: Any) -> str:
@@ -287,7 +221,8 @@ class Agent:
             self._offer_tools()
         emit = Emitter(on_event)
         ledger = _Ledger()
-        code = _CodeSession(self.sandbox, self.limits)
+        # The run's session: a sandbox made here (none was lent) is the run's and ends with it.
+        code = HeldSession(self.sandbox, notice=REOPENED_NOTICE, limits=self.limits, label="a run")
         messages: list[Message] = [Message.user(prompt)]
         failure: str | None = None
         emit(RunStarted(self.model.name, self.mode, self._offered))
@@ -300,7 +235,7 @@ class Agent:
                 answer, stop = f"Stopped: the model call failed: {exc}", "model_error"
                 failure = one_line(exc)
             finally:
-                await code.close()
+                await code.aclose()
         except BaseException as exc:
             emit(ledger.finished("error", one_line(exc)))
             emit.report()
@@ -322,7 +257,7 @@ class Agent:
         self,
         messages: list[Message],
         ledger: _Ledger,
-        code: _CodeSession,
+        code: HeldSession,
         on_text: TextSink | None,
         emit: Emitter,
     ) -> tuple[str, StopKind]:
@@ -391,7 +326,7 @@ class Agent:
             ledger.output_tokens += count_response_tokens(response)
 
     async def _answer_all(
-        self, uses: tuple[ToolUseBlock, ...], ledger: _Ledger, code: _CodeSession, emit: Emitter
+        self, uses: tuple[ToolUseBlock, ...], ledger: _Ledger, code: HeldSession, emit: Emitter
     ) -> list[ToolResultBlock]:
         """Answer every tool use of one turn; direct calls run concurrently, programs in order."""
         if len(uses) == 1:
@@ -404,7 +339,7 @@ class Agent:
         return [t.result() for t in tasks]
 
     async def _answer(
-        self, use: ToolUseBlock, ledger: _Ledger, code: _CodeSession, emit: Emitter
+        self, use: ToolUseBlock, ledger: _Ledger, code: HeldSession, emit: Emitter
     ) -> ToolResultBlock:
         if use.input_error is not None:
             message = (
@@ -440,7 +375,7 @@ class Agent:
         return ToolResultBlock(use.id, _json_text(value))
 
     async def _run_program(
-        self, use: ToolUseBlock, ledger: _Ledger, code: _CodeSession, emit: Emitter
+        self, use: ToolUseBlock, ledger: _Ledger, code: HeldSession, emit: Emitter
     ) -> ToolResultBlock:
         program = use.input.get("code")
         if not isinstance(program, str) or not program.strip():
@@ -453,15 +388,15 @@ class Agent:
         if emit.active:  # each call reported as the sandbox makes it
             tools = ObservedTools(self._code_tools, emit, program=number)
         try:
-            execution = await code.execute(program, tools)
+            execution = await code.run(program, tools)
+        except SessionLost as lost:  # the next program gets a new session: the model is told
+            emit(ExecutionFinished(number, None, one_line(lost.__cause__ or lost)))
+            ledger.program_errors += 1
+            ledger.failed_in_a_row += 1
+            return ToolResultBlock(use.id, session_lost_text(lost), is_error=True)
         except BaseException as exc:  # no session could be opened: the run fails
             emit(ExecutionFinished(number, None, one_line(exc)))
             raise
-        if isinstance(execution, SandboxError):
-            emit(ExecutionFinished(number, None, one_line(execution)))
-            ledger.program_errors += 1
-            ledger.failed_in_a_row += 1
-            return ToolResultBlock(use.id, session_lost_text(execution), is_error=True)
         ledger.executions.append(execution)
         ledger.tool_calls += len(execution.tool_calls)
         error = execution.error

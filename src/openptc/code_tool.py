@@ -10,10 +10,7 @@ one ``CodeTool`` share a session, so variables persist from one call to the next
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
-import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,7 +20,8 @@ from openptc.prompts import (
     code_tool_description,
     session_lost_text,
 )
-from openptc.sandbox.base import Execution, Limits, Sandbox, SandboxError, Session, ToolHost
+from openptc.sandbox.base import Execution, Limits, Sandbox, SandboxError, ToolHost
+from openptc.sandbox.held_session import HeldSession, SessionLost
 from openptc.tools import Toolbox
 
 __all__ = ["CodeTool", "SessionLost"]
@@ -33,10 +31,6 @@ REOPENED_NOTICE = (
     "from earlier programs are gone"
 )
 NO_CODE = '{name} needs {{"code": "<a Python program>"}}, and the program was missing or empty.'
-
-
-class SessionLost(SandboxError):
-    """The session died under a program (crash, lost server); the next program gets a new one."""
 
 
 class CodeTool:
@@ -61,14 +55,14 @@ class CodeTool:
         self.name = name
         self.limits = limits
         self.last_execution: Execution | None = None
-        self._sandbox = sandbox
-        self._stack = contextlib.AsyncExitStack()
-        self._session: Session | None = None
-        self._lost = False
         self._started = False
-        self._closed = False
-        self._lock = asyncio.Lock()  # a session runs one program at a time
-        self._closing: set[asyncio.Task[None]] = set()
+        self._held = HeldSession(
+            sandbox,
+            notice=REOPENED_NOTICE,
+            limits=limits,
+            refused="this code tool is closed",
+            label=f"code tool {name}",
+        )
 
     @property
     def tools(self) -> ToolHost:
@@ -90,14 +84,9 @@ class CodeTool:
 
     async def start(self) -> None:
         """Start the sandbox this tool owns (a borrowed one is the lender's to start)."""
-        if self._closed:
+        if self._held.closed:
             raise SandboxError("this code tool is closed")
-        if not self._started and self._sandbox is None:
-            from openptc.sandbox.local import LocalSandbox
-
-            # One session only: a warm pool would start interpreters nobody uses.
-            owned = LocalSandbox(limits=self.limits, pool_size=0)
-            self._sandbox = await self._stack.enter_async_context(owned)
+        await self._held.start()
         self._started = True
 
     async def execute(self, code: str) -> Execution:
@@ -106,39 +95,10 @@ class CodeTool:
         Raises ``SandboxError`` when no session can be opened (the machine, not the program)
         and ``SessionLost`` when the session died under the program.
         """
-        if not self._started or self._sandbox is None:
+        if not self._started:
             raise SandboxError("the code tool is not started: use `async with CodeTool(...)`")
-        async with self._lock:
-            if self._closed:
-                raise SandboxError("this code tool is closed")
-            notices: tuple[str, ...] = ()
-            if self._session is not None and self._session.closed:
-                self._session, self._lost = None, True  # idled out
-            if self._session is None:
-                self._session = await self._sandbox.open_session()
-                notices, self._lost = ((REOPENED_NOTICE,) if self._lost else ()), False
-            limits = self.limits
-            try:
-                execution = await self._session.execute(
-                    code,
-                    self.tools,
-                    timeout_s=limits.timeout_s if limits else None,
-                    output_bytes=limits.output_bytes if limits else None,
-                )
-            except SandboxError as exc:
-                dead, self._session, self._lost = self._session, None, True
-                await _close_quietly(dead)
-                raise SessionLost(str(exc)) from exc
-            except asyncio.CancelledError:  # a framework's tool timeout: the program's state
-                dead, self._session, self._lost = self._session, None, True  # is unknown
-                closing = asyncio.get_running_loop().create_task(_close_quietly(dead))
-                self._closing.add(closing)
-                closing.add_done_callback(self._closing.discard)
-                raise
-        if notices:
-            execution = dataclasses.replace(execution, notices=notices + execution.notices)
-        self.last_execution = execution
-        return execution
+        self.last_execution = await self._held.run(code, self.tools)
+        return self.last_execution
 
     async def run(self, code: str | None) -> str:
         """Run one program; what it printed (or how it failed) as the model should read it.
@@ -155,15 +115,7 @@ class CodeTool:
 
     async def aclose(self) -> None:
         """Close the session and an owned sandbox; later programs are refused."""
-        self._closed = True
-        session, self._session = self._session, None  # a program still running ends with it
-        try:
-            if session is not None:
-                await session.close()
-            if self._closing:
-                await asyncio.gather(*self._closing)
-        finally:
-            await self._stack.aclose()
+        await self._held.aclose()
 
     async def __aenter__(self) -> CodeTool:
         await self.start()
@@ -171,9 +123,3 @@ class CodeTool:
 
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
-
-
-async def _close_quietly(session: Session) -> None:
-    # A session that just died may fail to close in any way; it is being replaced anyway.
-    with contextlib.suppress(Exception):
-        await session.close()
