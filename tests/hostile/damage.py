@@ -125,9 +125,9 @@ for _ in range(4):
         try:
             block = bytearray(200 * 1024 * 1024)
             block[::4096] = b"x" * len(block[::4096])
-            os.write(report_w, b"1")
+            os.write(report_w, b"%d\\n" % os.getpid())
         except MemoryError:
-            os.write(report_w, b"0")
+            os.write(report_w, b"0\\n")
         os.close(report_w)
         os.read(release_r, 1)  # hold the memory until every child has reported
         os._exit(0)
@@ -137,10 +137,16 @@ os.close(release_r)
 reports = b""
 while chunk := os.read(report_r, 16):
     reports += chunk
+# A child the kernel killed for the limit after it reported held its memory only until the
+# next one took it: what counts is how many hold it now, together.
+holding = [int(p) for p in reports.split() if p != b"0" and os.waitpid(int(p), os.WNOHANG)[0] == 0]
 os.close(release_w)
 for pid in children:
-    os.waitpid(pid, 0)
-print("succeeded", reports.count(b"1"))
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+print("succeeded", len(holding))
 """,
         Expect(outcomes=frozenset({"ok", "memory"})),
         placement="own",  # the same memory limit, more time: 800 MB may be touched first
