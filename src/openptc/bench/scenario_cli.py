@@ -142,7 +142,10 @@ def write_html(report: dict[str, Any], peers: dict[str, Any] | None, directory: 
     return path
 
 
-Only = Annotated[list[str] | None, typer.Option("--only", help="Run only these scenarios.")]
+Only = Annotated[
+    list[str] | None,
+    typer.Option("--only", help="Run only this scenario (repeat for more), e.g. --only privacy."),
+]
 ModelOpt = Annotated[
     str | None,
     typer.Option(help="A real model (e.g. anthropic:claude-sonnet-4-5); each run's transcripts "
@@ -151,7 +154,9 @@ ModelOpt = Annotated[
 ReplayOpt = Annotated[
     Path | None, typer.Option(help="Replay the transcripts in this directory (offline).")
 ]
-Latency = Annotated[float, typer.Option(help="Simulated latency of each tool call, seconds.")]
+Latency = Annotated[
+    float, typer.Option(min=0, help="Simulated latency of each tool call, seconds.")
+]
 Ttft = Annotated[float, typer.Option(help="Latency model: time to first token, seconds.")]
 InTps = Annotated[float, typer.Option(help="Latency model: input tokens read per second.")]
 OutTps = Annotated[float, typer.Option(help="Latency model: output tokens written per second.")]
@@ -177,8 +182,10 @@ def bench_peers(
     quick: Annotated[bool, typer.Option(help="Fewer rounds (about 15 s).")] = False,
     out: Out = RESULTS_DIR,
 ) -> None:
-    """openptc's sandbox against smolagents, pydantic-monty, plain exec and a fresh python -I -S
-    (and the Docker backend when DOCKER_HOST reaches an engine with the sandbox image)."""
+    """openptc's sandbox against smolagents, pydantic-monty, plain exec and python -I -S.
+
+    The Docker backend joins them when DOCKER_HOST reaches an engine with the sandbox image.
+    """
     _run_peers(quick, out)
 
 
