@@ -9,6 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 
+def figure_number(value: float) -> str:
+    """Three significant digits for small figures (0.0025 MB), thousands separators otherwise."""
+    return f"{value:,.2f}" if abs(value) >= 1 or value == 0 else f"{value:.3g}"
+
+
 def _pct(value: float | None) -> str:
     if value is None:
         return "not counted"
@@ -38,7 +43,7 @@ def scenarios_table(report: dict[str, Any]) -> str:
 def _figure(result: dict[str, Any]) -> str:
     if "value" in result:
         value = result["value"]
-        shown = f"{value:,.2f}" if abs(value) >= 1 or value == 0 else f"{value:.3g}"
+        shown = figure_number(value)
         ratio = result.get("ratio")
         return shown + (f" ({ratio:.3g}x)" if ratio is not None else "")
     return "cannot run" if "unsupported" in result else "skipped"

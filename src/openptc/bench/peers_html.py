@@ -5,17 +5,14 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-
-def _number(value: float) -> str:
-    """Three significant digits for small figures (0.0025 MB), thousands separators otherwise."""
-    return f"{value:,.2f}" if abs(value) >= 1 or value == 0 else f"{value:.3g}"
+from openptc.bench.markdown import figure_number
 
 
 def _cell(result: dict[str, Any], unit: str) -> str:
     if "value" in result:
         ratio = result.get("ratio")
-        extra = f"<br><small>{_number(ratio)}x baseline</small>" if ratio is not None else ""
-        return f"{_number(result['value'])} {escape(unit)}{extra}"
+        extra = f"<br><small>{figure_number(ratio)}x baseline</small>" if ratio is not None else ""
+        return f"{figure_number(result['value'])} {escape(unit)}{extra}"
     why = result.get("unsupported") or result.get("skipped") or "not run"
     word = "cannot run" if "unsupported" in result else "skipped"
     return f'<span class="bad">{word}</span><br><small>{escape(str(why))}</small>'

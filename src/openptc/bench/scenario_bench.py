@@ -24,7 +24,6 @@ from openptc.bench.prices import PriceTable, load_prices
 from openptc.bench.report import report_header
 from openptc.bench.scenario_runs import ModelSource, RunRecord, run_mode
 from openptc.events import ToolCallFinished
-from openptc.models.base import ToolResultBlock
 from openptc.prompts import Mode
 from openptc.sandbox.local import LocalSandbox
 from openptc.scenarios.base import Scenario, Verdict
@@ -54,18 +53,6 @@ def verdict(record: RunRecord) -> Verdict:
     if answer.correct and rule is not None:
         return rule(record.tool_calls())
     return answer
-
-
-def _result_bytes(record: RunRecord) -> int:
-    """Bytes of tool results that entered the model's context (each result once)."""
-    if record.result is None:
-        return 0
-    return sum(
-        len(b.content.encode())
-        for m in record.result.transcript
-        for b in m.content
-        if isinstance(b, ToolResultBlock)
-    )
 
 
 def _price_note(settings: BenchSettings, model: str) -> tuple[str, str]:
@@ -113,7 +100,8 @@ def figures(record: RunRecord, settings: BenchSettings) -> dict[str, Any]:
         "cache": cache_source,
         "tokens_counted": "provider" if cache_source == "reported" else "tiktoken cl100k_base",
         "context_per_call": [c.input_tokens for c in calls],
-        "tool_result_bytes": _result_bytes(record),
+        # Every tool result the model read is in its last request (the context only grows).
+        "tool_result_bytes": calls[-1].tool_result_bytes if calls else 0,
         "tool_s": sum(
             t.event.duration_s for t in record.events if isinstance(t.event, ToolCallFinished)
         ),

@@ -136,9 +136,9 @@ def run_with_progress(names: list[str] | None, settings: BenchSettings) -> dict[
 def write_html(report: dict[str, Any], peers: dict[str, Any] | None, directory: Path) -> Path:
     path = directory / f"report-{report['when'].replace(':', '').replace('-', '')}.html"
     directory.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report, peers))
-    latest = directory / "report-latest.html"
-    latest.write_text(path.read_text())
+    page = render_html(report, peers)
+    path.write_text(page)
+    (directory / "report-latest.html").write_text(page)
     return path
 
 
